@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run   -> create .venv if missing, install, run the main job on the embedded default data
+#   make test  -> create .venv if missing, install, run the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+SEED   ?= 1
+RUN_DIR ?= runs/default
+
+.PHONY: run test install lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/l1ad pipeline --out $(RUN_DIR) --seed $(SEED)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) scripts/bench_generator.py
+
+clean:
+	rm -rf $(RUN_DIR) .pytest_cache

@@ -1,0 +1,92 @@
+"""``l1ad data``: generate, inspect and validate L1-format event files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def add_args(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="generate, inspect and validate L1-format event files")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    g = dsub.add_parser("generate", help="generate the default background splits and the four signals")
+    g.add_argument("--out", required=True, help="output directory")
+    g.add_argument("--n-background", type=int, default=2_200_000, help="background events, split 5:1:5 train:val:test")
+    g.add_argument("--n-signal", type=int, default=100_000, help="events per signal")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--engine", choices=["fast"], default="fast", help="event generator")
+
+    i = dsub.add_parser("inspect", help="counts, occupancy and feature ranges; exit 1 on an invalid file")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    v = dsub.add_parser("validate", help="check a file; optionally write a cleaned copy")
+    v.add_argument("file")
+    v.add_argument("--out", help="write the cleaned events here (required with --repair/--drop-invalid)")
+    v.add_argument("--repair", action="store_true", help="wrap phi, zero padded slots, then drop what is still invalid")
+    v.add_argument("--drop-invalid", action="store_true", help="drop invalid rows")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from l1ad.events.default_data import generate_dataset
+
+    manifest = generate_dataset(args.out, args.n_background, args.n_signal, args.seed)
+    total = sum(f["n_events"] for f in manifest["files"])
+    log.info("wrote %d events in %d files to %s", total, len(manifest["files"]), args.out)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from l1ad.events.summary import format_summary, summarize_file
+    from l1ad.events.validate import EventFileError
+
+    results, ok = [], True
+    for path in args.files:
+        try:
+            s = summarize_file(path)
+        except EventFileError as e:
+            s = {"file": path, "valid": False, "error": str(e)}
+        ok &= s["valid"]
+        results.append(s)
+        if not args.json:
+            print(format_summary(s) if "error" not in s else f"{path}: INVALID: {s['error']}")
+    if args.json:
+        json.dump(results if len(results) > 1 else results[0], sys.stdout, indent=1)
+        print()
+    return 0 if ok else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from l1ad.events import validate as val
+    from l1ad.events.io import EventWriter, iter_chunks
+
+    if (args.repair or args.drop_invalid) and not args.out:
+        raise ValueError("--repair/--drop-invalid need --out FILE (the input is never modified)")
+    if not args.out:
+        n = 0
+        for _, block in iter_chunks(args.file):  # raises EventFileError on the first bad row
+            n += len(block)
+        print(f"{args.file}: {n} events, valid")
+        return 0
+    kept = dropped = 0
+    with EventWriter(args.out) as w:
+        for lo, block in iter_chunks(args.file, check=False):
+            if args.repair:
+                block = val.repair(block)
+            good = val.valid_rows(block)
+            for p in val.first_problems(block, row_offset=lo, limit=3):
+                log.warning("dropping: %s", p.describe(args.file))
+            w.append(block[good])
+            kept += int(good.sum())
+            dropped += int((~good).sum())
+    print(f"{args.file}: kept {kept} events, dropped {dropped} invalid rows -> {args.out}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    return {"generate": _generate, "inspect": _inspect, "validate": _validate}[args.data_command](args)

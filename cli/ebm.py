@@ -1,0 +1,8 @@
+"""placeholder"""
+
+def add_args(sub):
+    pass
+
+
+def main(args):
+    return 0

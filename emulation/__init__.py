@@ -1,0 +1,1 @@
+"""emulation stage of l1ad."""

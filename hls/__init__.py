@@ -1,0 +1,1 @@
+"""hls stage of l1ad."""

@@ -1,0 +1,145 @@
+"""Model configurations of the Keras L1 models: frozen dataclasses with defaults, loaded from YAML/dicts.
+
+One dataclass per model name (:data:`MODEL_NAMES`); every field applies to every quantization style
+(:data:`QUANTIZATIONS`) except the style-specific ones, which the other styles ignore:
+
+* ``bits``, ``weight_integer``, ``act_integer``: QKeras style only. ``bits`` is the *total* width
+  including the sign bit (the QKeras convention, see :meth:`FixedPoint.from_qkeras`).
+* ``beta0``, ``beta_final``, ``beta_ramp_epochs``: HGQ style only. The EBOPs regularizer weight
+  ``beta`` ramps log-linearly from ``beta0`` (epoch 0) to ``beta_final`` (epoch ``beta_ramp_epochs``)
+  and stays there (HGQ2 ``PieceWiseSchedule``).
+
+Unknown keys are rejected with a :class:`ValueError` naming them (as HGQ2 does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODEL_NAMES = ("ae_ref", "ae_compact", "vae", "student")
+QUANTIZATIONS = ("hgq", "qkeras", "float")
+
+
+@dataclass(frozen=True)
+class _Common:
+    """Training and quantization settings shared by all models."""
+
+    epochs: int = 50
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    patience: int = 8
+    validation_fraction: float = 0.2
+    # QKeras style
+    bits: int = 8
+    weight_integer: int = 0
+    act_integer: int = 3
+    # HGQ style
+    beta0: float = 1e-7
+    beta_final: float = 1e-5
+    beta_ramp_epochs: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class AERefConfig(_Common):
+    """ADC2021 reference DNN autoencoder 57-32-16-8-16-32-57 (decoder mirrors the encoder)."""
+
+    hidden: tuple[int, ...] = (32, 16)
+    latent: int = 8
+    batchnorm: bool = False
+
+
+@dataclass(frozen=True)
+class AECompactConfig(_Common):
+    """Trigger-sized autoencoder 57-16-4-16-57 with the squared error summed inside the model."""
+
+    hidden: tuple[int, ...] = (16,)
+    latent: int = 4
+
+
+@dataclass(frozen=True)
+class VAEConfig(_Common):
+    """VAE 57-32-16-(mu, logvar: 3)-16-32-57; ``kl_weight`` is the beta of the beta-VAE loss."""
+
+    hidden: tuple[int, ...] = (32, 16)
+    latent: int = 3
+    kl_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class StudentConfig(_Common):
+    """CICADA-like student 57-16-8-1 regressing log(teacher score)."""
+
+    hidden: tuple[int, ...] = (16, 8)
+
+
+ModelConfig = AERefConfig | AECompactConfig | VAEConfig | StudentConfig
+
+CONFIG_CLASSES: dict[str, type] = {
+    "ae_ref": AERefConfig,
+    "ae_compact": AECompactConfig,
+    "vae": VAEConfig,
+    "student": StudentConfig,
+}
+
+
+def check_name(name: str, quantization: str | None = None) -> None:
+    """Raise a clear ValueError for an unknown model name or quantization style."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; choose one of {QUANTIZATIONS}")
+
+
+def default_config(name: str) -> ModelConfig:
+    check_name(name)
+    return CONFIG_CLASSES[name]()
+
+
+def load_config(name: str, source: str | Path | dict | None = None) -> ModelConfig:
+    """The config of model ``name`` from a YAML file, a dict or ``None`` (defaults).
+
+    A YAML file may hold the keys directly or under a top-level key equal to ``name``.
+    """
+    check_name(name)
+    cls = CONFIG_CLASSES[name]
+    if source is None:
+        return cls()
+    if isinstance(source, dict):
+        data = dict(source)
+        where = "config dict"
+    else:
+        data = yaml.safe_load(Path(source).read_text()) or {}
+        where = str(source)
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a mapping of config keys")
+    if set(data) == {name} and isinstance(data[name], dict):
+        data = dict(data[name])
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for model {name!r}; known keys: {sorted(fields)}")
+    for key, value in list(data.items()):
+        if isinstance(value, list):
+            data[key] = tuple(int(v) for v in value)
+    cfg = cls(**data)
+    _validate(cfg, where)
+    return cfg
+
+
+def _validate(cfg: ModelConfig, where: str) -> None:
+    if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.patience < 1:
+        raise ValueError(f"{where}: epochs >= 0, batch_size >= 1 and patience >= 1 are required")
+    if not 0.0 < cfg.validation_fraction < 1.0:
+        raise ValueError(f"{where}: validation_fraction must be in (0, 1)")
+    if not 2 <= cfg.bits <= 16:
+        raise ValueError(f"{where}: bits must be in [2, 16], got {cfg.bits}")
+    if any(h < 1 for h in cfg.hidden):
+        raise ValueError(f"{where}: hidden layer sizes must be positive, got {cfg.hidden}")

@@ -1,0 +1,177 @@
+"""Anomaly scores of a trained EBM / score network (higher = more anomalous), and the teacher score.
+
+Scores, reported side by side under these names:
+
+``energy``
+    E_theta(x, sigma_min). For the score network (no energy of its own) the path integral
+    ``-int_0^1 s(t x, sigma_min) . x dt`` (:func:`~l1ad.models.ebm_networks.path_integral_energy`).
+``score_norm``
+    ``mean_{l in lowest k levels} sigma_l * ||s_theta(x, sigma_l)||`` with ``k = score_norm_levels``
+    (the seed notebook's choice, kept as an ablation; sigma_l makes the levels commensurate).
+``multiscale_gmm``
+    The per-level feature vector (energy network: ``E(x, sigma_l)``; score network:
+    ``sigma_l ||s(x, sigma_l)||``), standardized with background mean/std, scored by a
+    :class:`sklearn.mixture.GaussianMixture` fitted on background (validation split):
+    ``-log p_GMM(features)``.
+
+Teacher (for the L1 Keras student, which regresses ``log(teacher)``)::
+
+    teacher = max(energy - min_background_energy + 1, TEACHER_FLOOR)
+
+``offset = 1 - min_background_energy`` (min over the background validation split at training time) is
+stored in ``meta.json["teacher"]``; every background event used to fit it has teacher >= 1, so
+``log(teacher) >= 0`` there, and the floor only guards events below the background minimum.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from l1ad.events import schema
+from l1ad.events.encoding import Standardizer
+from l1ad.models.ebm_config import EBMConfig, load_config
+from l1ad.models.ebm_dsm import sigmas_for
+from l1ad.models.ebm_networks import EnergyNet, build_network, model_energy, model_score, path_integral_energy
+
+logger = logging.getLogger(__name__)
+
+SCORE_NAMES = ("energy", "score_norm", "multiscale_gmm")
+TEACHER_FLOOR = 1e-3
+MODEL_FILE, STANDARDIZER_FILE, GMM_FILE, META_FILE = "model.pt", "standardizer.json", "gmm.pkl", "meta.json"
+
+
+@dataclass
+class LoadedEBM:
+    """A trained model with everything needed to score raw (N, 19, 4) particles."""
+
+    name: str  # "ebm" or "score"
+    net: nn.Module
+    config: EBMConfig
+    standardizer: Standardizer
+    gmm: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sigmas(self) -> np.ndarray:
+        return sigmas_for(self.config)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[-1])
+
+
+def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 19, 4) particles -> standardized inputs (N, 57) and float mask (N, 57), float32 tensors."""
+    particles = np.asarray(particles)
+    if particles.ndim != 3 or particles.shape[1:] != (schema.N_OBJECTS, schema.N_FEATURES):
+        raise ValueError(f"particles must have shape (N, 19, 4), got {particles.shape}")
+    x = torch.from_numpy(standardizer.transform(particles))
+    mask = torch.from_numpy(np.repeat(schema.present(particles), 3, axis=1).astype(np.float32))
+    return x, mask
+
+
+def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
+    """Load ``<out>/<name>-float/`` written by :func:`~l1ad.models.ebm_train.train_model`."""
+    if isinstance(model_dir, LoadedEBM):
+        return model_dir
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / META_FILE).read_text())
+    config = load_config(meta["config"])
+    net = build_network(meta["model"], config)
+    net.load_state_dict(torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True))
+    net.eval()
+    gmm = None
+    if (model_dir / GMM_FILE).exists():
+        with open(model_dir / GMM_FILE, "rb") as fh:
+            gmm = pickle.load(fh)  # noqa: S301 - our own artifact
+    std = Standardizer.load(model_dir / STANDARDIZER_FILE)
+    return LoadedEBM(meta["model"], net, config, std, gmm, meta)
+
+
+def _energy(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    if isinstance(model.net, EnergyNet):
+        return model_energy(model.net, x, sigma, mask)
+    return path_integral_energy(model.net, x, sigma, mask, model.config.energy_quadrature)
+
+
+def raw_scores(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
+    """``energy``, ``score_norm`` and the per-level ``features`` (N, L) of one batch (float64)."""
+    sigmas = model.sigmas
+    k = model.config.score_norm_levels
+    norms = np.empty((x.shape[0], len(sigmas)))
+    for j in range(len(sigmas) - k, len(sigmas)):
+        s = model_score(model.net, x, float(sigmas[j]), mask)
+        norms[:, j] = sigmas[j] * torch.linalg.vector_norm(s.double(), dim=1).numpy()
+    if isinstance(model.net, EnergyNet):
+        feats = np.stack([_energy(model, x, mask, float(s)).double().numpy() for s in sigmas], axis=1)
+    else:
+        for j in range(len(sigmas) - k):
+            s = model_score(model.net, x, float(sigmas[j]), mask)
+            norms[:, j] = sigmas[j] * torch.linalg.vector_norm(s.double(), dim=1).numpy()
+        feats = norms
+    energy = _energy(model, x, mask, float(sigmas[-1])).double().numpy()
+    return {"energy": energy, "score_norm": norms[:, -k:].mean(axis=1), "features": feats.copy()}
+
+
+def batched_raw_scores(model: LoadedEBM, particles: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`raw_scores` over all events in batches of ``config.score_batch``."""
+    model.net.eval()
+    parts: list[dict[str, np.ndarray]] = []
+    bs = model.config.score_batch
+    for start in range(0, len(particles), bs):
+        x, mask = prepare(particles[start : start + bs], model.standardizer)
+        parts.append(raw_scores(model, x, mask))
+    if not parts:
+        return {"energy": np.zeros(0), "score_norm": np.zeros(0), "features": np.zeros((0, len(model.sigmas)))}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def fit_gmm(features: np.ndarray, n_components: int, seed: int) -> dict[str, Any]:
+    """Standardize the per-level features and fit a full-covariance GaussianMixture."""
+    from sklearn.mixture import GaussianMixture
+
+    mean = features.mean(axis=0)
+    std = np.where(features.std(axis=0) > 1e-12, features.std(axis=0), 1.0)
+    gmm = GaussianMixture(n_components=n_components, covariance_type="full", reg_covar=1e-4, random_state=seed)
+    gmm.fit((features - mean) / std)
+    return {"gmm": gmm, "mean": mean, "std": std}
+
+
+def gmm_nll(gmm: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    """``-log p_GMM`` of the standardized features, (N,) float64."""
+    return -gmm["gmm"].score_samples((features - gmm["mean"]) / gmm["std"]).astype(np.float64)
+
+
+def score(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> dict[str, np.ndarray]:
+    """The three anomaly scores (float64, (N,)), higher = more anomalous, keyed by :data:`SCORE_NAMES`."""
+    model = load_model(model_dir)
+    if model.gmm is None:
+        raise ValueError("model has no fitted GMM (gmm.pkl); train it with train_model")
+    raw = batched_raw_scores(model, particles)
+    return {
+        "energy": raw["energy"],
+        "score_norm": raw["score_norm"],
+        "multiscale_gmm": gmm_nll(model.gmm, raw["features"]),
+    }
+
+
+def teacher_offset(background_energy: np.ndarray) -> float:
+    """``1 - min(background energy)``: the shift making every background teacher score >= 1."""
+    return float(1.0 - np.min(background_energy))
+
+
+def teacher_scores(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> np.ndarray:
+    """Positive teacher score ``max(energy + offset, TEACHER_FLOOR)`` for the L1 student, (N,) float64."""
+    model = load_model(model_dir)
+    offset = float(model.meta["teacher"]["offset"])
+    energy = batched_raw_scores(model, particles)["energy"] if len(particles) else np.zeros(0)
+    return np.maximum(energy + offset, TEACHER_FLOOR)

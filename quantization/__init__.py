@@ -1,0 +1,1 @@
+"""quantization stage of l1ad."""
