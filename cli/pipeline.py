@@ -1,8 +1,92 @@
-"""placeholder"""
+"""``l1ad pipeline``: the main job (``make run``): data -> models -> evaluation -> firmware -> reports.
 
-def add_args(sub):
-    pass
+Each step is the documented CLI command run in its own process (native HGQ2 and QKeras-style layers
+must never share a process), so the pipeline is exactly what a user would type. Steps whose output
+already exists are skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
-def main(args):
+@dataclass(frozen=True)
+class Profile:
+    n_background: int
+    n_signal: int
+    train_events: int | None  # None: the whole training file
+    epochs: int | None  # None: each model's configured epochs
+    models: tuple[tuple[str, str], ...]  # (model, quantization), in training order
+    firmware_target: str | None
+
+
+DEFAULT_MODELS = (
+    ("iforest", "float"),
+    ("ae_ref", "float"),
+    ("ae_ref", "hgq"),
+    ("ae_compact", "float"),
+    ("ae_compact", "hgq"),
+    ("ae_compact", "qkeras"),
+    ("vae", "float"),
+    ("vae", "hgq"),
+    ("student", "hgq"),
+)
+
+PROFILES = {
+    "default": Profile(2_200_000, 100_000, None, None, DEFAULT_MODELS, "ae_compact_vu13p"),
+    # a few-minute smoke run of every step on small data (used by the end-to-end test)
+    "quick": Profile(44_000, 5_000, 20_000, 2, DEFAULT_MODELS, "ae_compact_vu13p"),
+}
+
+
+def add_args(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="the main job: generate data, train, evaluate, build and emulate firmware")
+    p.add_argument("--out", default="runs/default", help="run directory")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    p.add_argument("--skip-firmware", action="store_true")
+    p.add_argument("--force", action="store_true", help="redo steps whose outputs exist")
+
+
+def _run(argv: list[str], what: str) -> None:
+    log.info("==> %s: l1ad %s", what, " ".join(argv))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "l1ad.cli.main", *argv], check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step '{what}' failed with exit status {proc.returncode}: l1ad {' '.join(argv)}")
+    log.info("<== %s done in %.1f s", what, time.perf_counter() - t0)
+
+
+def main(args: argparse.Namespace) -> int:
+    prof = PROFILES[args.profile]
+    out = Path(args.out)
+    data = out / "data"
+    t_start = time.perf_counter()
+    if args.force or not (data / "dataset.json").exists():
+        _run(["data", "generate", "--out", str(data), "--n-background", str(prof.n_background), "--n-signal", str(prof.n_signal), "--seed", str(args.seed)], "generate data")
+    bkg_train = str(data / "background_train.h5")
+    limits = (["--max-events", str(prof.train_events)] if prof.train_events else []) + (["--epochs", str(prof.epochs)] if prof.epochs else [])
+    for model, quant in prof.models:
+        model_dir = out / (model if model == "iforest" else f"{model}-{quant}")
+        if not args.force and (model_dir / "meta.json").exists():
+            log.info("skip training %s/%s: %s exists", model, quant, model_dir)
+            continue
+        resume = ["--resume"] if model_dir.exists() and not args.force else []
+        _run(["train", "--model", model, "--quantization", quant, "--background", bkg_train, "--out", str(out), "--seed", str(args.seed), *limits, *resume], f"train {model}/{quant}")
+    signals = [f"--signal={s.name.removeprefix('signal_').removesuffix('.h5')}={s}" for s in sorted(data.glob("signal_*.h5"))]
+    _run(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
+    if prof.firmware_target and not args.skip_firmware:
+        target = prof.firmware_target
+        _run(["firmware", "build", target, "--run-dir", str(out)], "firmware build")
+        _run(["firmware", "emulate", target, "--run-dir", str(out), "--events", str(data / "background_test.h5")], "firmware emulate")
+        _run(["firmware", "report", target, "--run-dir", str(out)], "firmware report")
+    log.info("pipeline finished in %.1f min; results in %s", (time.perf_counter() - t_start) / 60, out)
     return 0

@@ -40,7 +40,7 @@ class EBMConfig:
     batch_size: int = 512
     lr: float = 2e-3
     epochs: int = 4
-    patience: int = 2  # early stopping on the validation DSM loss (fixed validation noise)
+    patience: int = 2  # early stopping: epochs without improvement of the validation DSM loss
     grad_clip: float = 10.0
     val_fraction: float = 0.1
     max_val_events: int = 20_000
@@ -57,8 +57,8 @@ class EBMConfig:
         for name in positive_ints + ("gmm_components", "energy_quadrature", "score_batch", "n_frequencies"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EBMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_blocks < 0 or self.patience < 0:
-            raise ValueError("EBMConfig.n_blocks and patience must be >= 0")
+        if self.n_blocks < 0 or self.patience < 1:
+            raise ValueError("EBMConfig.n_blocks must be >= 0 and patience >= 1")
         if not (0 < self.sigma_min < self.sigma_max) or not math.isfinite(self.sigma_max):
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
         if self.n_levels < 2:

@@ -30,8 +30,20 @@ import numpy as np
 from keras import ops
 
 from l1ad.events import encoding, schema
+from l1ad.quantization.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
+
+# Fixed types of the in-model score path (all styles but float). Keras computes in float32, so every
+# intermediate must fit 24 significant bits for the model to equal the firmware bit for bit:
+#: reconstruction / VAE mean: one common grid holding every input type (fixed<13,6>).
+RECON_TYPE = FixedPoint(k=1, i=5, f=7, overflow="SAT", rounding="RND")
+#: x - reconstruction, saturated at +-16 input units (1 TeV in pT): fixed<12,5>.
+SCORE_DIFF_TYPE = FixedPoint(k=1, i=4, f=7, overflow="SAT", rounding="RND")
+#: squared error per input (exact square has 22 bits, truncated to f=10): ufixed<18,8>.
+SCORE_SQ_TYPE = FixedPoint(k=0, i=8, f=10, overflow="SAT", rounding="TRN")
+#: the score: the exact sum of 57 squared errors, ufixed<24,14> (< 57 * 256).
+SCORE_TYPE = FixedPoint(k=0, i=14, f=10)
 
 #: Per-input squared-error weights of the masked MSE: pT errors in input units (64 GeV); eta and phi
 #: errors divided by their acceptance half-range (eta: slot |eta| max, phi: pi) in input units.

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from l1ad.events.encoding import INPUT_TYPES
+from l1ad.quantization.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,16 @@ def set_input_types(q: Any) -> None:
         var.assign(np.asarray(values, dtype=var.dtype).reshape(var.shape))
 
 
+def fixed_quantizer_config(fp: FixedPoint) -> Any:
+    """A non-trainable HGQ2 ``kif`` quantizer config realising the fixed-point type ``fp``."""
+    from hgq.config import QuantizerConfig
+
+    return QuantizerConfig(
+        "kif", "datalane", k0=fp.k, i0=fp.i, f0=fp.f, round_mode=fp.rounding, overflow_mode=fp.overflow,
+        ir=None, fr=None, trainable=False,
+    )  # fmt: skip
+
+
 def total_ebops(model: keras.Model) -> int:
     """Sum of the EBOPs recorded by the model's layers (updated by each training/tracing step)."""
     from hgq.layers import QLayerBase
@@ -119,7 +130,10 @@ class HGQStyle:
     def output_dense(self, x: Any, units: int, name: str) -> Any:
         from hgq.layers import QDense
 
-        return QDense(units, iq_conf=self._datalane(), enable_oq=True, oq_conf=self._datalane(), name=name)(x)
+        from l1ad.models.keras_layers import RECON_TYPE
+
+        oq = fixed_quantizer_config(RECON_TYPE)
+        return QDense(units, iq_conf=self._datalane(), enable_oq=True, oq_conf=oq, name=name)(x)
 
     def _ones(self, x: Any, name: str) -> Any:
         from hgq.config import QuantizerConfig
@@ -130,16 +144,22 @@ class HGQStyle:
                       kq_conf=kq, name=name)(x)  # fmt: skip
 
     def sq_err_sum(self, a: Any, b: Any, name: str) -> Any:
-        from hgq.layers import QMultiply, QSubtract
+        from hgq.layers import QSubtract
 
-        d = QSubtract(enable_iq=False, name=f"{name}_diff")([a, b])
-        d2 = QMultiply(enable_iq=False, name=f"{name}_sq")([d, d])
-        return self._ones(d2, name)
+        from l1ad.models.keras_layers import SCORE_DIFF_TYPE
+
+        oq = fixed_quantizer_config(SCORE_DIFF_TYPE)
+        d = QSubtract(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_diff")([a, b])
+        return self.sq_sum(d, name)
 
     def sq_sum(self, a: Any, name: str) -> Any:
         from hgq.layers import QMultiply
 
-        return self._ones(QMultiply(enable_iq=False, name=f"{name}_sq")([a, a]), name)
+        from l1ad.models.keras_layers import SCORE_SQ_TYPE
+
+        oq = fixed_quantizer_config(SCORE_SQ_TYPE)
+        d2 = QMultiply(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_sq")([a, a])
+        return self._ones(d2, name)
 
     def callbacks(self) -> list:
         from hgq.utils.sugar import BetaScheduler, FreeEBOPs, PieceWiseSchedule

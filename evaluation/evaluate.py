@@ -1,0 +1,146 @@
+"""``l1ad evaluate``: every model of a run directory, and the baselines, on any ADC2021-layout files.
+
+Writes into the run directory:
+
+- ``evaluation.json``: ``{"models": {LABEL: {SIGNAL: {auroc, auroc_err, auprc, tpr_at_fpr_1e-4, ...}}},
+  "n_background": N, "rates": {LABEL: [rate-table rows]}, "float_vs_quantized": {...}}``
+- ``evaluation.md``: the same as tables, one per signal, models sorted by TPR at FPR 1e-5
+- ``metrics.json``: the float-vs-quantized comparison alone (correlations, TPR ratios)
+- ``plots/``: ROC curves per signal, score histograms per model, float-vs-quantized scatters, TPR ratios
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from l1ad.evaluation import metrics, plots
+from l1ad.evaluation.run_models import cut_scores, discover, score
+from l1ad.events.io import atomic_write_text, read_events
+
+log = logging.getLogger(__name__)
+
+RATES_KHZ = (1.0, 5.0, 10.0, 50.0)
+COMPARE_FPR = 1e-5
+
+
+def _tpr(m: dict, fpr: float) -> float | None:
+    return m.get(f"tpr_at_fpr_{fpr:.0e}".replace("e-0", "e-"))
+
+
+def float_vs_quantized(
+    bkg: dict[str, np.ndarray], table: dict[str, dict[str, dict]], plot_dir: Path
+) -> dict[str, dict]:
+    """Correlation of float and quantized scores and TPR ratios, for every model with both."""
+    out = {}
+    for label in bkg:
+        name, _, quant = label.partition("/")
+        twin = f"{name}/float"
+        if quant in ("", "float") or ":" in quant or twin not in bkg:
+            continue
+        corr = metrics.score_correlation(bkg[twin], bkg[label])
+        ratios = {}
+        for signal in table[label]:
+            f_tpr, q_tpr = _tpr(table[twin][signal], COMPARE_FPR), _tpr(table[label][signal], COMPARE_FPR)
+            ratios[signal] = (q_tpr / f_tpr) if f_tpr and q_tpr is not None else None
+        slug = label.replace("/", "_")
+        plots.plot_float_vs_quantized(bkg[twin], bkg[label], plot_dir / f"scatter_{slug}.png")
+        plots.plot_tpr_ratio(
+            {s: _tpr(table[twin][s], COMPARE_FPR) for s in table[label]},
+            {s: _tpr(table[label][s], COMPARE_FPR) for s in table[label]},
+            plot_dir / f"tpr_ratio_{slug}.png",
+            fpr=COMPARE_FPR,
+        )
+        out[label] = {"float_twin": twin, **corr, f"tpr_ratio_at_fpr_{COMPARE_FPR:g}": ratios}
+    return out
+
+
+def format_markdown(result: dict) -> str:
+    signals = sorted({s for per in result["models"].values() for s in per})
+    lines = [f"# Evaluation of `{result['run_dir']}`", "", f"Background events: {result['n_background']:,}", ""]
+    for signal in signals:
+        lines += [
+            f"## {signal}",
+            "",
+            "| model | AUROC | AUPRC | TPR @ FPR 1e-4 | TPR @ FPR 1e-5 | eff @ 99.99% rej. |",
+            "|---|---|---|---|---|---|",
+        ]
+        rows = [(label, per[signal]) for label, per in result["models"].items() if signal in per]
+        rows.sort(key=lambda r: -(r[1].get("tpr_at_fpr_1e-5") or 0.0))
+        for label, m in rows:
+
+            def fmt(key: str, m: dict = m) -> str:
+                v, e = m.get(key), m.get(f"{key}_err")
+                return "n/a" if v is None else (f"{v:.4f} ± {e:.4f}" if e is not None else f"{v:.4f}")
+
+            lines.append(
+                f"| {label} | {fmt('auroc')} | {m['auprc']:.4f} | {fmt('tpr_at_fpr_1e-4')} | "
+                f"{fmt('tpr_at_fpr_1e-5')} | {fmt('eff_at_rejection_0.9999')} |"
+            )
+        lines.append("")
+    lines += ["## Trigger thresholds for target rates (40 MHz collisions)", "", "| model | " + " | ".join(f"{r:g} kHz" for r in RATES_KHZ) + " |"]
+    lines.append("|---" * (len(RATES_KHZ) + 1) + "|")
+    for label, rows in result["rates"].items():
+        cells = [f"{r['threshold']:.5g}" if r["resolved"] else "unresolved" for r in rows]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if result["float_vs_quantized"]:
+        lines += ["", "## Float vs quantized", "", "| model | float twin | Pearson | Spearman | TPR ratio @ 1e-5 per signal |", "|---|---|---|---|---|"]
+        for label, c in result["float_vs_quantized"].items():
+            ratios = ", ".join(f"{s}: {'n/a' if r is None else f'{r:.3f}'}" for s, r in c[f"tpr_ratio_at_fpr_{COMPARE_FPR:g}"].items())
+            p, s = c["pearson"], c["spearman"]
+            lines.append(f"| {label} | {c['float_twin']} | {p if p is None else f'{p:.4f}'} | {s if s is None else f'{s:.4f}'} | {ratios} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    background: str | Path,
+    signals: dict[str, str | Path],
+    max_background: int | None = None,
+) -> dict:
+    """Score every model of ``run_dir`` and the cut baselines; write tables, JSON and plots."""
+    run_dir = Path(run_dir)
+    plot_dir = run_dir / "plots"
+    models = discover(run_dir)
+    log.info("evaluating %d trained models of %s (+ cut baselines)", len(models), run_dir)
+    bkg_events = read_events(background, stop=max_background)
+    sig_events = {name: read_events(path) for name, path in signals.items()}
+
+    bkg_scores: dict[str, np.ndarray] = cut_scores(bkg_events)
+    sig_scores: dict[str, dict[str, np.ndarray]] = {name: cut_scores(ev) for name, ev in sig_events.items()}
+    for m in models:
+        log.info("scoring with %s", m.label)
+        bkg_scores.update(score(m, bkg_events))
+        for name, ev in sig_events.items():
+            sig_scores[name].update(score(m, ev))
+
+    table = {
+        label: {name: metrics.signal_metrics(b, sig_scores[name][label]) for name in sig_events}
+        for label, b in bkg_scores.items()
+    }
+    rates = {label: metrics.thresholds_for_rates(b, RATES_KHZ) for label, b in bkg_scores.items()}
+    for name in sig_events:
+        plots.plot_roc_curves({label: (bkg_scores[label], sig_scores[name][label]) for label in bkg_scores}, plot_dir / f"roc_{name}.png", signal=name)
+    for label, b in bkg_scores.items():
+        slug = label.replace("/", "_").replace(":", "_")
+        plots.plot_score_histograms(b, {name: sig_scores[name][label] for name in sig_events}, plot_dir / f"scores_{slug}.png", title=label)
+    comparison = float_vs_quantized(bkg_scores, table, plot_dir)
+
+    result = {
+        "run_dir": str(run_dir),
+        "background_file": str(background),
+        "signal_files": {k: str(v) for k, v in signals.items()},
+        "n_background": int(len(bkg_events)),
+        "n_signal": {k: int(len(v)) for k, v in sig_events.items()},
+        "models": table,
+        "rates": rates,
+        "float_vs_quantized": comparison,
+    }
+    atomic_write_text(run_dir / "evaluation.json", json.dumps(result, indent=1))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(comparison, indent=1))
+    atomic_write_text(run_dir / "evaluation.md", format_markdown(result))
+    log.info("wrote %s, %s and plots/", run_dir / "evaluation.md", run_dir / "evaluation.json")
+    return result

@@ -1,0 +1,76 @@
+"""Final-state fermions into truth objects, with tau decays.
+
+A decay product is described per event by a fermion code (:data:`E`, :data:`MU`, :data:`TAU`,
+:data:`QUARK`, :data:`NU`) and its lab four-momentum. :func:`add_fermion` routes it into the
+:class:`~.detector.Truth` record: electrons to e/gamma, muons to muons, quarks to jets (no
+fragmentation model: the jet carries the quark momentum; the detector smears it), neutrinos to the
+invisible momentum.
+
+Taus decay in the collinear approximation (the tau is ultra-relativistic): the visible product carries
+a fraction ``x`` of the tau momentum along the tau direction and the neutrinos the rest.
+
+* leptonic (PDG: e 17.82%, mu 17.39%): ``x`` from the unpolarised massless-lepton spectrum
+  ``f(x) = (5 - 9x^2 + 4x^3) / 3`` (mean 0.35: the lepton is soft);
+* hadronic (64.79%): a visible tau-jet with ``x`` uniform on ``[x_min, 1]``, ``x_min = m_vis^2/m_tau^2``
+  for the pi (17% of hadronic decays, x_min = 0), rho (40%, 0.19) and a1 / multi-prong (43%, 0.35).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .detector import Truth
+from .kinematics import P4, tabulated_sampler
+
+E, MU, TAU, QUARK, NU = 0, 1, 2, 3, 4
+
+M_TAU = 1.777
+BR_TAU_E, BR_TAU_MU = 0.1782, 0.1739
+#: hadronic tau: (cumulative fraction, x_min) for pi, rho, a1/multi-prong.
+TAU_HAD_MODES = ((0.17, 0.0), (0.57, 0.19), (1.0, 0.35))
+
+_x_grid = np.linspace(0.0, 1.0, 513)
+_tau_leptonic_x = tabulated_sampler(_x_grid, (5.0 - 9.0 * _x_grid**2 + 4.0 * _x_grid**3) / 3.0)
+
+
+def tau_decay(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tau decay mode (:data:`E`, :data:`MU` or :data:`QUARK` for hadronic) and visible fraction x."""
+    u = rng.random(n)
+    mode = np.where(u < BR_TAU_E, E, np.where(u < BR_TAU_E + BR_TAU_MU, MU, QUARK))
+    x_lep = _tau_leptonic_x(rng, n)
+    v = rng.random(n)
+    x_min = np.where(v < TAU_HAD_MODES[0][0], TAU_HAD_MODES[0][1], TAU_HAD_MODES[1][1])
+    x_min = np.where(v >= TAU_HAD_MODES[1][0], TAU_HAD_MODES[2][1], x_min)
+    x_had = x_min + (1.0 - x_min) * rng.random(n)
+    return mode, np.where(mode == QUARK, x_had, x_lep)
+
+
+def add_fermion(truth: Truth, rng: np.random.Generator, code: np.ndarray | int, p: P4) -> None:
+    """Add one final-state fermion per event (``code`` per event or a scalar) to ``truth``."""
+    n = truth.n
+    code = np.broadcast_to(np.asarray(code), (n,))
+    pt, eta, phi = p.pt, p.eta, p.phi
+    is_tau = code == TAU
+    if is_tau.any():
+        mode, x = tau_decay(rng, n)
+        mode = np.where(is_tau, mode, code)
+        vis = np.where(is_tau, x, 1.0) * pt
+        inv = np.where(is_tau, pt - vis, 0.0)
+    else:
+        mode, vis, inv = code, pt, None
+    for kind, add in ((E, truth.add_e), (MU, truth.add_mu), (QUARK, truth.add_jet)):
+        sel = mode == kind
+        if sel.any():
+            add(np.where(sel, vis, 0.0), eta, phi)
+    is_nu = code == NU
+    if is_nu.any():
+        truth.add_nu(np.where(is_nu, pt, 0.0), phi)
+    if inv is not None:
+        truth.add_nu(inv, phi)
+
+
+def add_recoil(truth: Truth, rng: np.random.Generator, system: P4) -> None:
+    """Initial-state radiation: one jet balancing the transverse momentum of the produced system."""
+    n = truth.n
+    y = 1.5 * (2.0 * rng.random(n) - 1.0) + 1.2 * rng.standard_normal(n)
+    truth.add_jet(system.pt, y, system.phi + np.pi)

@@ -1,0 +1,288 @@
+"""Training of the EBM (``"ebm"``) or score network (``"score"``) by multi-scale denoising score matching.
+
+:func:`train_model` reads background events, splits off a validation set, fits the
+:class:`~l1ad.events.encoding.Standardizer` on the training split, trains with Adam on the loss of
+:mod:`l1ad.models.ebm_dsm`, early-stops on the validation DSM loss (fixed validation noise),
+checkpoints every epoch (``checkpoint.pt``: model/optimizer/RNG state, so ``resume=True`` continues
+bitwise-identically), then fits the multi-scale GMM on the validation split and writes, atomically::
+
+    <out>/<name>-float/model.pt            best state_dict
+                       standardizer.json   Standardizer (mean/std of the 57 inputs over real objects)
+                       gmm.pkl             {"gmm": GaussianMixture, "mean", "std"} of per-level features
+                       meta.json           model, quantization, framework, config, seed, data_sha256,
+                                           n_train, metrics, torch version, teacher offset
+
+Determinism: a seeded ``torch.Generator`` drives shuffling and noise, network init uses
+``torch.manual_seed(seed)``, and ``torch.use_deterministic_algorithms(True)`` is on while training
+(restored afterwards); for a fixed thread count the same seed gives bitwise-identical weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from l1ad.events import schema
+from l1ad.events.encoding import Standardizer
+from l1ad.models.ebm_config import MODEL_NAMES, EBMConfig, load_config
+from l1ad.models.ebm_dsm import sigmas_for, training_loss, validation_loss
+from l1ad.models.ebm_networks import build_network, count_parameters
+from l1ad.models.ebm_scores import (
+    GMM_FILE,
+    META_FILE,
+    MODEL_FILE,
+    STANDARDIZER_FILE,
+    LoadedEBM,
+    batched_raw_scores,
+    fit_gmm,
+    teacher_offset,
+)
+
+logger = logging.getLogger(__name__)
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def read_background(path: str | Path) -> np.ndarray:
+    """(N, 19, 4) float32 events via ``l1ad.events.io.read_events`` (h5py ``Particles`` fallback)."""
+    try:
+        from l1ad.events.io import read_events
+    except ImportError:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return np.asarray(f[schema.DATASET_PARTICLES], dtype=np.float32)
+    return np.asarray(read_events(path), dtype=np.float32)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any, suffix: str = "") -> None:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then ``os.replace`` it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix or path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _write_pickle(path: Path, obj: Any) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(obj, fh)
+
+    _atomic_write(path, write)
+
+
+def _split(n: int, config: EBMConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, int(round(n * config.val_fraction))), config.max_val_events, n - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _progress(iterable: Any, desc: str, total: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False, disable=not logger.isEnabledFor(logging.INFO))
+
+
+def train_model(
+    name: str,
+    background: str | Path,
+    out: str | Path,
+    config: str | Path | dict | EBMConfig | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    resume: bool = False,
+    max_events: int | None = None,
+) -> Path:
+    """Train ``name`` ("ebm" | "score") on the background file; return ``out/<name>-float``."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown EBM model {name!r}; expected one of {MODEL_NAMES}")
+    cfg = load_config(config)
+    if epochs is not None:
+        cfg = cfg.replace(epochs=epochs)
+    model_dir = Path(out) / f"{name}-float"
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+    particles = read_background(background)
+    if max_events is not None:
+        particles = particles[:max_events]
+    if len(particles) < 2:
+        raise ValueError(f"{background}: need at least 2 events, got {len(particles)}")
+    train_idx, val_idx = _split(len(particles), cfg, seed)
+    standardizer = Standardizer.fit(particles[train_idx])
+    x_all = torch.from_numpy(standardizer.transform(particles))
+    m_all = torch.from_numpy(np.repeat(schema.present(particles), 3, axis=1).astype(np.float32))
+    x_tr, m_tr, x_va, m_va = x_all[train_idx], m_all[train_idx], x_all[val_idx], m_all[val_idx]
+    sigmas = sigmas_for(cfg)
+
+    prev_det, prev_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        net, history, best_epoch, train_time = _fit(
+            name, cfg, seed, x_tr, m_tr, x_va, m_va, sigmas, model_dir, resume
+        )
+        loaded = LoadedEBM(name, net.eval(), cfg, standardizer)
+        val_scores = batched_raw_scores(loaded, particles[val_idx[: cfg.gmm_max_events]])
+        gmm = fit_gmm(val_scores["features"], cfg.gmm_components, seed)
+    finally:
+        torch.use_deterministic_algorithms(prev_det)
+        torch.set_num_threads(prev_threads)
+
+    offset = teacher_offset(val_scores["energy"])
+    metrics = {
+        "best_epoch": best_epoch,
+        "best_val_dsm": history[best_epoch - 1]["val_dsm"] if history else None,
+        "epochs_run": len(history),
+        "train_seconds": train_time,
+        "seconds_per_epoch": train_time / max(len(history), 1),
+        "n_parameters": count_parameters(net),
+        "history": history,
+        "val_energy_quantiles": {
+            q: float(np.quantile(val_scores["energy"], float(q))) for q in ("0.0", "0.5", "0.99", "1.0")
+        },
+    }
+    meta = {
+        "model": name,
+        "quantization": "float",
+        "framework": "torch",
+        "config": cfg.to_dict(),
+        "seed": seed,
+        "data": str(background),
+        "data_sha256": file_sha256(background),
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "sigmas": [float(s) for s in sigmas],
+        "scores": ["energy", "score_norm", "multiscale_gmm"],
+        "teacher": {"offset": offset, "transform": "max(energy - min_background_energy + 1, 1e-3)"},
+        "metrics": metrics,
+        "torch": torch.__version__,
+    }
+    _atomic_write(model_dir / MODEL_FILE, lambda tmp: torch.save(net.state_dict(), tmp))
+    _write_text(model_dir / STANDARDIZER_FILE, json.dumps({"mean": standardizer.mean, "std": standardizer.std}))
+    _write_pickle(model_dir / GMM_FILE, gmm)
+    _write_text(model_dir / META_FILE, json.dumps(meta, indent=1))
+    logger.info("wrote %s (best epoch %d, val DSM %s)", model_dir, best_epoch, metrics["best_val_dsm"])
+    return model_dir
+
+
+def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """Config keys that must match to resume (more ``epochs`` / another ``patience`` may be asked)."""
+    return {k: v for k, v in config.items() if k not in ("epochs", "patience")}
+
+
+def _fit(
+    name: str,
+    cfg: EBMConfig,
+    seed: int,
+    x_tr: torch.Tensor,
+    m_tr: torch.Tensor,
+    x_va: torch.Tensor,
+    m_va: torch.Tensor,
+    sigmas: np.ndarray,
+    model_dir: Path,
+    resume: bool,
+) -> tuple[torch.nn.Module, list[dict[str, float]], int, float]:
+    """The epoch loop with checkpoints, resume and early stopping; returns the best network."""
+    torch.manual_seed(seed)
+    net = build_network(name, cfg)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    best_val, best_epoch, stale, start_epoch, train_time = float("inf"), 0, 0, 0, 0.0
+    ckpt_path = model_dir / CHECKPOINT_FILE
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt["name"] != name or _resumable(ckpt["config"]) != _resumable(cfg.to_dict()) or ckpt["seed"] != seed:
+            raise ValueError(f"{ckpt_path}: checkpoint was written with another model/config/seed")
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        history, best_state, best_val = ckpt["history"], ckpt["best_state"], ckpt["best_val"]
+        best_epoch, stale, start_epoch, train_time = ckpt["best_epoch"], ckpt["stale"], ckpt["epoch"], ckpt["time"]
+        logger.info("resuming %s from epoch %d", name, start_epoch)
+    n = x_tr.shape[0]
+    n_batches = (n + cfg.batch_size - 1) // cfg.batch_size
+    for epoch in range(start_epoch, cfg.epochs):
+        if stale >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        sums: dict[str, float] = {}
+        for b in _progress(range(n_batches), f"{name} epoch {epoch + 1}/{cfg.epochs}", n_batches):
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            loss, parts = training_loss(net, x_tr[idx], m_tr[idx], sigmas, cfg, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+        net.eval()
+        val = validation_loss(net, x_va, m_va, sigmas, seed + 1)
+        train_time += time.perf_counter() - t0
+        row = {f"train_{k}": v / n_batches for k, v in sums.items()} | {"epoch": epoch + 1, "val_dsm": val}
+        history.append(row)
+        if val < best_val:
+            best_val, best_epoch, stale = val, epoch + 1, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+        logger.info(
+            "%s epoch %d/%d: train %.4f val DSM %.4f (%.1fs)%s",
+            name,
+            epoch + 1,
+            cfg.epochs,
+            row.get("train_total", float("nan")),
+            val,
+            time.perf_counter() - t0,
+            "" if stale == 0 else f" (no improvement {stale}/{cfg.patience})",
+        )
+        ckpt = {
+            "name": name,
+            "config": cfg.to_dict(),
+            "seed": seed,
+            "epoch": epoch + 1,
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": gen.get_state(),
+            "history": history,
+            "best_state": best_state,
+            "best_val": best_val,
+            "best_epoch": best_epoch,
+            "stale": stale,
+            "time": train_time,
+        }
+        _atomic_write(ckpt_path, lambda tmp, c=ckpt: torch.save(c, tmp))
+    net.load_state_dict(best_state)
+    return net, history, best_epoch, train_time

@@ -1,0 +1,122 @@
+"""The four Keras L1 models, written once against :class:`l1ad.models.keras_layers.Style`.
+
+Each builder returns a :class:`Built`: the model to train (compiled by the trainer with ``loss``), the
+*deployed* model whose output firmware computes, and for the VAE an auxiliary model giving
+``[mu, logvar]`` for the offline KL score. All models take the (N, 57) hardware-encoded inputs
+(:func:`l1ad.events.encoding.encode`).
+
+* ``ae_ref``: 57-32-16-8-16-32-57 ReLU autoencoder (ADC2021). Deployed output: the reconstruction;
+  the masked MSE score is computed in numpy (:func:`l1ad.models.keras_score.ae_ref_score`).
+* ``ae_compact``: 57-16-4-16-57 with ``sum((x - r)**2)`` inside the model (subtract, square, fixed
+  ones-sum). Sizing: ~2k multiplications before HGQ pruning, the size the CMS AXOL1TL v1 encoder
+  used; HGQ's EBOPs regularizer (EBOPs ~ LUTs for multiplier-free DA) drives it under the 2 %
+  VU13P budget (~35k LUTs), one 57-input adder tree keeps the latency in a few 40 MHz-cycles.
+  Trained on its own score output (loss = mean score).
+* ``vae``: encoder 57-32-16-(mu, logvar) and mirrored decoder; loss masked MSE + ``kl_weight`` * KL.
+  Deployed: the encoder's ``sum(mu**2)``.
+* ``student``: 57-16-8-1 regressing ``log(teacher score)`` (CICADA-like); its output is the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from l1ad.events import schema
+from l1ad.models.keras_layers import KLDivergence, Sampling, Style, masked_mse, score_mean
+
+#: What the numpy side does with each model's deployed output.
+POSTPROCESSING = {
+    "ae_ref": "deployed output = reconstruction (N, 57); score = masked MSE in numpy "
+    "(keras_score.ae_ref_score, mask from the object valid bits)",
+    "ae_compact": "deployed output = score (N, 1) = sum((x - reconstruction)**2); numpy only flattens",
+    "vae": "deployed output = score (N, 1) = sum(mu**2); numpy only flattens (offline: KL from aux.keras)",
+    "student": "deployed output = score (N, 1) = predicted log(teacher score); numpy only flattens",
+}
+
+
+@dataclass
+class Built:
+    train: keras.Model
+    deployed: keras.Model
+    loss: Callable | str
+    aux: keras.Model | None = None
+
+
+def _input() -> Any:
+    return keras.Input(shape=(schema.N_INPUTS,), name="inputs")
+
+
+def _encoder(style: Style, x: Any, hidden: tuple[int, ...], batchnorm: bool = False) -> Any:
+    for j, units in enumerate(hidden):
+        x = style.dense(x, units, name=f"enc{j}", batchnorm=batchnorm)
+    return x
+
+
+def _decoder(style: Style, z: Any, hidden: tuple[int, ...], batchnorm: bool = False) -> Any:
+    for j, units in enumerate(reversed(hidden)):
+        z = style.dense(z, units, name=f"dec{j}", batchnorm=batchnorm)
+    return style.output_dense(z, schema.N_INPUTS, name="reconstruction")
+
+
+def build_ae_ref(style: Style, cfg: Any, seed: int = 0) -> Built:
+    inp = _input()
+    x = style.input(inp)
+    z = style.dense(_encoder(style, x, cfg.hidden, cfg.batchnorm), cfg.latent, name="latent",
+                    batchnorm=cfg.batchnorm)  # fmt: skip
+    r = _decoder(style, z, cfg.hidden, cfg.batchnorm)
+    model = keras.Model(inp, r, name="ae_ref")
+    return Built(model, model, masked_mse)
+
+
+def build_ae_compact(style: Style, cfg: Any, seed: int = 0) -> Built:
+    inp = _input()
+    x = style.input(inp)
+    z = style.dense(_encoder(style, x, cfg.hidden), cfg.latent, name="latent")
+    r = _decoder(style, z, cfg.hidden)
+    score = style.sq_err_sum(x, r, name="score")
+    model = keras.Model(inp, score, name="ae_compact")
+    return Built(model, model, score_mean)
+
+
+def build_vae(style: Style, cfg: Any, seed: int = 0) -> Built:
+    inp = _input()
+    x = style.input(inp)
+    h = _encoder(style, x, cfg.hidden)
+    mu = style.output_dense(h, cfg.latent, name="mu")
+    logvar = style.dense(h, cfg.latent, name="logvar", relu=False)
+    mu_kl, logvar_kl = KLDivergence(cfg.kl_weight, name="kl")([mu, logvar])
+    z = Sampling(seed=seed, name="sampling")([mu_kl, logvar_kl])
+    r = _decoder(style, z, cfg.hidden)
+    train = keras.Model(inp, r, name="vae")
+    deployed = keras.Model(inp, style.sq_sum(mu, name="score"), name="vae_encoder")
+    aux = keras.Model(inp, [mu, logvar], name="vae_mu_logvar")
+    return Built(train, deployed, masked_mse, aux)
+
+
+def build_student(style: Style, cfg: Any, seed: int = 0) -> Built:
+    inp = _input()
+    x = _encoder(style, style.input(inp), cfg.hidden)
+    out = style.dense(x, 1, name="score", relu=False)
+    model = keras.Model(inp, out, name="student")
+    return Built(model, model, "mse")
+
+
+BUILDERS: dict[str, Callable[[Style, Any, int], Built]] = {
+    "ae_ref": build_ae_ref,
+    "ae_compact": build_ae_compact,
+    "vae": build_vae,
+    "student": build_student,
+}
+
+
+def build(name: str, quantization: str, cfg: Any, seed: int = 0) -> Built:
+    """Build model ``name`` in style ``quantization`` (see :func:`keras_layers.get_style`)."""
+    from l1ad.models.keras_layers import get_style
+
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {tuple(BUILDERS)}")
+    return BUILDERS[name](get_style(quantization, cfg), cfg, seed)
