@@ -44,7 +44,7 @@ def _write(path: Path, n: int, make, seed: int, file_index: int) -> dict:
             w.append(make(min(CHUNK, n - lo), _chunk_seed(seed, file_index, c)))
     dt = time.perf_counter() - t0
     log.info("%-28s %9d events  %6.1f s  (%.0f events/s incl. writing)", path.name, n, dt, n / max(dt, 1e-9))
-    return {"file": path.name, "n_events": n, "seconds": round(dt, 2)}
+    return {"file": path.name, "n_events": n}
 
 
 def generate_dataset(
@@ -68,7 +68,21 @@ def generate_dataset(
         )
     manifest = {"generator": "l1ad fast generator", "seed": seed, "files": files}
     atomic_write_text(out / "dataset.json", json.dumps(manifest, indent=1))
+    write_summary(out)
     return manifest
+
+
+def write_summary(data_dir: Path, plot_events: int = 200_000) -> None:
+    """``summary.json`` (counts, occupancy, ranges per file) and ``distributions.png`` of a data dir."""
+    from l1ad.events.io import read_events
+    from l1ad.events.summary import plot_distributions, summarize_file
+
+    files = sorted(data_dir.glob("*.h5"))
+    summary = {p.name: summarize_file(p) for p in files}
+    atomic_write_text(data_dir / "summary.json", json.dumps(summary, indent=1))
+    samples = {p.stem.removeprefix("signal_"): read_events(p, stop=plot_events) for p in files if p.stem != "background_train" and p.stem != "background_val"}
+    plot_distributions(samples, data_dir / "distributions.png")
+    log.info("wrote %s and %s", data_dir / "summary.json", data_dir / "distributions.png")
 
 
 def dataset_paths(data_dir: str | Path) -> tuple[dict[str, Path], dict[str, Path]]:

@@ -34,6 +34,8 @@ class _Common:
     learning_rate: float = 1e-3
     patience: int = 8
     validation_fraction: float = 0.2
+    #: Eager execution (no graph tracing): faster for tiny smoke runs (tests), slower for real training.
+    run_eagerly: bool = False
     # QKeras style
     bits: int = 8
     weight_integer: int = 0

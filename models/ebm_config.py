@@ -37,14 +37,14 @@ class EBMConfig:
     level_weights: tuple[float, ...] | None = None  # w_l of the multi-scale term; None = uniform
     ms_batch: int = 32  # events of each batch evaluated at *all* levels for the multi-scale term
     # --- optimisation
-    batch_size: int = 512
+    batch_size: int = 1024
     lr: float = 2e-3
     epochs: int = 4
     patience: int = 2  # early stopping: epochs without improvement of the validation DSM loss
     grad_clip: float = 10.0
     val_fraction: float = 0.1
     max_val_events: int = 20_000
-    threads: int | None = None  # torch.set_num_threads during training (None: leave as is)
+    threads: int | None = 1  # torch.set_num_threads while training (None: leave as is); 1 = reproducible anywhere
     # --- scoring
     score_norm_levels: int = 2  # score_norm = mean over the lowest levels of sigma_l * ||s||
     gmm_components: int = 4

@@ -45,9 +45,11 @@ class SigmaEmbedding(nn.Module):
         self.lin2 = nn.Linear(dim, dim)
 
     def forward(self, sigma: torch.Tensor) -> torch.Tensor:
-        arg = torch.log(sigma).unsqueeze(1) * self.freqs.to(sigma.dtype)
+        # a batch holds few distinct levels: embed each once, then gather (same values, less work)
+        levels, inverse = torch.unique(sigma, return_inverse=True)
+        arg = torch.log(levels).unsqueeze(1) * self.freqs.to(sigma.dtype)
         feats = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
-        return self.lin2(nn.functional.silu(self.lin1(feats)))
+        return self.lin2(nn.functional.silu(self.lin1(feats)))[inverse]
 
 
 class Trunk(nn.Module):

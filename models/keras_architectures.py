@@ -91,10 +91,7 @@ def build_vae(style: Style, cfg: Any, seed: int = 0) -> Built:
     mu_kl, logvar_kl = KLDivergence(cfg.kl_weight, name="kl")([mu, logvar])
     z = Sampling(seed=seed, name="sampling")([mu_kl, logvar_kl])
     r = _decoder(style, z, cfg.hidden)
-    train = keras.Model(inp, r, name="vae")
-    deployed = keras.Model(inp, style.sq_sum(mu, name="score"), name="vae_encoder")
-    aux = keras.Model(inp, [mu, logvar], name="vae_mu_logvar")
-    return Built(train, deployed, masked_mse, aux)
+    return from_train("vae", keras.Model(inp, r, name="vae"), style)
 
 
 def build_student(style: Style, cfg: Any, seed: int = 0) -> Built:
@@ -104,6 +101,20 @@ def build_student(style: Style, cfg: Any, seed: int = 0) -> Built:
     model = keras.Model(inp, out, name="student")
     return Built(model, model, "mse")
 
+
+def from_train(name: str, train: keras.Model, style: Style) -> Built:
+    """The :class:`Built` of a (possibly reloaded) training model: adds the VAE's deployed/aux heads."""
+    if name != "vae":
+        return Built(train, train, LOSSES[name])
+    inp = train.inputs[0]
+    mu, logvar = train.get_layer("mu").output, train.get_layer("logvar").output
+    deployed = keras.Model(inp, style.sq_sum(mu, name="score"), name="vae_encoder")
+    aux = keras.Model(inp, [mu, logvar], name="vae_mu_logvar")
+    return Built(train, deployed, masked_mse, aux)
+
+
+LOSSES: dict[str, Callable | str] = {"ae_ref": masked_mse, "ae_compact": score_mean, "vae": masked_mse,
+                                      "student": "mse"}  # fmt: skip
 
 BUILDERS: dict[str, Callable[[Style, Any, int], Built]] = {
     "ae_ref": build_ae_ref,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .detector import Truth
-from .kinematics import P4, tabulated_sampler
+from .kinematics import F32, P4, normal, tabulated_sampler, uniform
 
 E, MU, TAU, QUARK, NU = 0, 1, 2, 3, 4
 
@@ -35,42 +35,45 @@ _tau_leptonic_x = tabulated_sampler(_x_grid, (5.0 - 9.0 * _x_grid**2 + 4.0 * _x_
 
 def tau_decay(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-tau decay mode (:data:`E`, :data:`MU` or :data:`QUARK` for hadronic) and visible fraction x."""
-    u = rng.random(n)
+    u = uniform(rng, n)
     mode = np.where(u < BR_TAU_E, E, np.where(u < BR_TAU_E + BR_TAU_MU, MU, QUARK))
     x_lep = _tau_leptonic_x(rng, n)
-    v = rng.random(n)
-    x_min = np.where(v < TAU_HAD_MODES[0][0], TAU_HAD_MODES[0][1], TAU_HAD_MODES[1][1])
-    x_min = np.where(v >= TAU_HAD_MODES[1][0], TAU_HAD_MODES[2][1], x_min)
-    x_had = x_min + (1.0 - x_min) * rng.random(n)
+    v = uniform(rng, n)
+    x_min = np.where(v < TAU_HAD_MODES[0][0], F32(TAU_HAD_MODES[0][1]), F32(TAU_HAD_MODES[1][1]))
+    x_min = np.where(v >= TAU_HAD_MODES[1][0], F32(TAU_HAD_MODES[2][1]), x_min)
+    x_had = x_min + (1.0 - x_min) * uniform(rng, n)
     return mode, np.where(mode == QUARK, x_had, x_lep)
 
 
 def add_fermion(truth: Truth, rng: np.random.Generator, code: np.ndarray | int, p: P4) -> None:
     """Add one final-state fermion per event (``code`` per event or a scalar) to ``truth``."""
     n = truth.n
+    if np.isscalar(code) and code == NU:
+        truth.add_nu(p.px, p.py)
+        return
     code = np.broadcast_to(np.asarray(code), (n,))
     pt, eta, phi = p.pt, p.eta, p.phi
     is_tau = code == TAU
     if is_tau.any():
         mode, x = tau_decay(rng, n)
         mode = np.where(is_tau, mode, code)
-        vis = np.where(is_tau, x, 1.0) * pt
-        inv = np.where(is_tau, pt - vis, 0.0)
+        frac = np.where(is_tau, x, 1.0)
+        vis = frac * pt
+        inv = np.where(is_tau, 1.0 - frac, 0.0)
+        truth.add_nu(inv * p.px, inv * p.py)
     else:
-        mode, vis, inv = code, pt, None
+        mode, vis = code, pt
     for kind, add in ((E, truth.add_e), (MU, truth.add_mu), (QUARK, truth.add_jet)):
         sel = mode == kind
         if sel.any():
             add(np.where(sel, vis, 0.0), eta, phi)
     is_nu = code == NU
     if is_nu.any():
-        truth.add_nu(np.where(is_nu, pt, 0.0), phi)
-    if inv is not None:
-        truth.add_nu(inv, phi)
+        truth.add_nu(np.where(is_nu, p.px, 0.0), np.where(is_nu, p.py, 0.0))
 
 
 def add_recoil(truth: Truth, rng: np.random.Generator, system: P4) -> None:
     """Initial-state radiation: one jet balancing the transverse momentum of the produced system."""
     n = truth.n
-    y = 1.5 * (2.0 * rng.random(n) - 1.0) + 1.2 * rng.standard_normal(n)
+    y = 1.5 * (2.0 * uniform(rng, n) - 1.0) + 1.2 * normal(rng, n)
     truth.add_jet(system.pt, y, system.phi + np.pi)

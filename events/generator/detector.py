@@ -71,8 +71,8 @@ class Truth:
         self.e: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.mu: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.jet: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.nu_px = np.zeros(n)
-        self.nu_py = np.zeros(n)
+        self.nu_px = np.zeros(n, dtype=np.float32)
+        self.nu_py = np.zeros(n, dtype=np.float32)
 
     def add_e(self, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> None:
         self.e.append((pt, eta, phi))
@@ -145,8 +145,12 @@ def _fill(out: np.ndarray, t: ObjectType, pt32, eta32, phi32, ok) -> None:
     if k == 0:
         return
     ptv = np.where(ok, pt32, np.float32(0.0))
-    order = np.argsort(-ptv, axis=1)[:, : t.n_slots]
-    pt_o = np.take_along_axis(ptv, order, axis=1)
+    if k == 1:  # nothing to sort
+        order = np.zeros((n, 1), dtype=np.intp)
+        pt_o = ptv
+    else:
+        order = np.argsort(-ptv, axis=1)[:, : t.n_slots]
+        pt_o = np.take_along_axis(ptv, order, axis=1)
     have = pt_o > 0
     m = order.shape[1]
     sl = slice(t.first_slot, t.first_slot + m)
@@ -159,7 +163,7 @@ def _fill(out: np.ndarray, t: ObjectType, pt32, eta32, phi32, ok) -> None:
 def _pileup(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson(``PILEUP_MEAN``) soft jets per event in ``PILEUP_MAX`` float32 columns (pT = 0: absent)."""
     n_pu = rng.poisson(PILEUP_MEAN, k)
-    u = rng.random((k, PILEUP_MAX), dtype=F32)
+    u = F32(1.0) - rng.random((k, PILEUP_MAX), dtype=F32)  # (0, 1]
     pt = F32(PILEUP_PT_MIN) * u ** F32(-1.0 / (PILEUP_INDEX - 1.0))
     pt *= np.arange(PILEUP_MAX) < n_pu[:, None]
     eta = F32(PILEUP_ETA_MAX) * (F32(2.0) * rng.random((k, PILEUP_MAX), dtype=F32) - F32(1.0))
@@ -196,8 +200,8 @@ def simulate(truth: Truth, rng: np.random.Generator) -> np.ndarray:
     mu_pt, mu_eta, mu_phi, mu_ok = mu_pt[keep], mu_eta[keep], mu_phi[keep], mu_ok[keep]
 
     # MET: neutrinos + mismeasurement of all visible objects + soft-term noise.
-    mx = truth.nu_px[keep].astype(F32)
-    my = truth.nu_py[keep].astype(F32)
+    mx = truth.nu_px[keep]
+    my = truth.nu_py[keep]
     sum_et = rng.gamma(UE_SHAPE, UE_SCALE, k).astype(F32)
     for pt_t, pt_s, phi_t in (
         (e_true[0][keep], e_pt, e_true[2][keep]),

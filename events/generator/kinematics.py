@@ -1,7 +1,7 @@
 """Relativistic kinematics on structure-of-arrays four-vectors (one numpy array per component).
 
 Every function acts on a whole batch at once: a :class:`P4` holds ``(E, px, py, pz)`` as four
-float64 arrays of equal shape, so boosts and decays are a handful of elementwise numpy operations.
+float32 arrays of equal shape, so boosts and decays are a handful of elementwise numpy operations.
 
 Physics building blocks used by the process generators:
 
@@ -20,10 +20,24 @@ from typing import NamedTuple
 import numpy as np
 
 SQRT_S = 13000.0  # GeV, LHC Run 2
+#: Working precision of the generator: float32 (the stored precision; numpy's float32 transcendentals
+#: are several times faster than float64 ones). Python-float constants keep arrays in float32.
+F32 = np.float32
+
+
+def uniform(rng: np.random.Generator, n: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """float32 uniform numbers in ``[lo, hi)``."""
+    u = rng.random(n, dtype=F32)
+    return u if (lo, hi) == (0.0, 1.0) else F32(lo) + F32(hi - lo) * u
+
+
+def normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """float32 standard normal numbers."""
+    return rng.standard_normal(n, dtype=F32)
 
 
 class P4(NamedTuple):
-    """A batch of four-momenta ``(E, px, py, pz)`` in GeV (each a float64 array)."""
+    """A batch of four-momenta ``(E, px, py, pz)`` in GeV (each a float32 array)."""
 
     e: np.ndarray
     px: np.ndarray
@@ -90,8 +104,8 @@ def breit_wigner(
 ) -> np.ndarray:
     """Breit-Wigner (Cauchy) masses restricted to ``[lo, hi]`` by inverting the CDF."""
     half = 0.5 * width
-    a, b = np.arctan((lo - mass) / half), np.arctan((hi - mass) / half)
-    return mass + half * np.tan(a + (b - a) * rng.random(n))
+    a, b = float(np.arctan((lo - mass) / half)), float(np.arctan((hi - mass) / half))
+    return mass + half * np.tan(a + (b - a) * uniform(rng, n))
 
 
 def falling_pt(rng: np.random.Generator, n: int, p0: float, power: float, pt_max: float) -> np.ndarray:
@@ -101,7 +115,7 @@ def falling_pt(rng: np.random.Generator, n: int, p0: float, power: float, pt_max
     falls as ``pT^(1 - 2 power)``.
     """
     c_max = 1.0 - (1.0 + (pt_max / p0) ** 2) ** (1.0 - power)
-    u = rng.random(n) * c_max
+    u = uniform(rng, n) * c_max
     return p0 * np.sqrt((1.0 - u) ** (1.0 / (1.0 - power)) - 1.0)
 
 
@@ -109,7 +123,7 @@ def power_law(rng: np.random.Generator, n: int, pt_min: float, index: float, pt_
     """``f(pT) ~ pT^-index`` on ``[pt_min, pt_max]`` (steeply falling jet spectra)."""
     k = 1.0 - index
     lo, hi = pt_min**k, pt_max**k
-    return (lo + (hi - lo) * rng.random(n)) ** (1.0 / k)
+    return (lo + (hi - lo) * uniform(rng, n)) ** (1.0 / k)
 
 
 def rapidity(
@@ -119,8 +133,8 @@ def rapidity(
 
     Clipped to the kinematic limit ``|y| < ln(sqrt(s) / mT)``.
     """
-    y = plateau * (2.0 * rng.random(n) - 1.0) + shoulder * rng.standard_normal(n)
-    y_max = np.log(SQRT_S / np.maximum(mt, 1.0))
+    y = plateau * (2.0 * uniform(rng, n) - 1.0) + shoulder * normal(rng, n)
+    y_max = np.log(SQRT_S / np.maximum(mt, 1.0)) if isinstance(mt, np.ndarray) else float(np.log(SQRT_S / mt))
     return np.clip(y, -y_max, y_max)
 
 
@@ -137,12 +151,12 @@ def resonance(
     pt = falling_pt(rng, n, p0, power, pt_max=2000.0)
     mt = np.sqrt(m * m + pt * pt)
     y = rapidity(rng, n, plateau, shoulder, mt)
-    phi = rng.uniform(-np.pi, np.pi, n)
+    phi = uniform(rng, n, -np.pi, np.pi)
     return from_m_pt_y_phi(m, pt, y, phi)
 
 
 def cos_isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
-    return 2.0 * rng.random(n) - 1.0
+    return 2.0 * uniform(rng, n) - 1.0
 
 
 def cos_v_minus_a(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -150,27 +164,30 @@ def cos_v_minus_a(rng: np.random.Generator, n: int) -> np.ndarray:
 
     CDF of ``(1 + c)^2`` on [-1, 1] is ``(1 + c)^3 / 8`` so ``c = 2 u^(1/3) - 1``.
     """
-    c = 2.0 * np.cbrt(rng.random(n)) - 1.0
-    return np.where(rng.random(n) < 0.5, c, -c)
+    c = 2.0 * np.cbrt(uniform(rng, n)) - 1.0
+    return np.where(uniform(rng, n) < 0.5, c, -c)
 
 
 def cos_vector(rng: np.random.Generator, n: int) -> np.ndarray:
     """``cos(theta)`` from ``1 + cos^2`` (Z/gamma* -> l l), by Cardano's formula on the cubic CDF."""
-    q = 4.0 - 8.0 * rng.random(n)  # c^3 + 3c + q = 0
+    q = 4.0 - 8.0 * uniform(rng, n)  # c^3 + 3c + q = 0
     d = np.sqrt(0.25 * q * q + 1.0)
     return np.cbrt(-0.5 * q + d) + np.cbrt(-0.5 * q - d)
 
 
 # --------------------------------------------------------------------------------------------- decays
-def boost_to_lab(p: P4, parent: P4) -> P4:
-    """Boost ``p`` from the rest frame of ``parent`` into the frame where ``parent`` has its momentum."""
-    inv_e = 1.0 / parent.e
-    bx, by, bz = parent.px * inv_e, parent.py * inv_e, parent.pz * inv_e
-    b2 = bx * bx + by * by + bz * bz
-    gamma = 1.0 / np.sqrt(np.maximum(1.0 - b2, 1e-300))
-    bp = bx * p.px + by * p.py + bz * p.pz
-    coef = np.where(b2 > 1e-20, (gamma - 1.0) * bp / np.maximum(b2, 1e-300), 0.0) + gamma * p.e
-    return P4(gamma * (p.e + bp), p.px + coef * bx, p.py + coef * by, p.pz + coef * bz)
+def boost_to_lab(p: P4, parent: P4, m_parent: np.ndarray) -> P4:
+    """Boost ``p`` from the rest frame of ``parent`` (mass ``m_parent``) into the lab frame.
+
+    Uses ``gamma = E/m`` and ``(gamma - 1)/beta^2 = gamma^2/(gamma + 1)``: no division by beta^2, exact
+    for a parent at rest.
+    """
+    inv_m = 1.0 / m_parent
+    gamma = parent.e * inv_m
+    gx, gy, gz = parent.px * inv_m, parent.py * inv_m, parent.pz * inv_m  # gamma * beta
+    gbp = gx * p.px + gy * p.py + gz * p.pz
+    coef = gbp / (gamma + 1.0) + p.e
+    return P4(gamma * p.e + gbp, p.px + coef * gx, p.py + coef * gy, p.pz + coef * gz)
 
 
 def two_body(
@@ -183,19 +200,19 @@ def two_body(
 ) -> tuple[P4, P4]:
     """Decay ``parent -> 1 + 2`` (isotropic unless ``cos_theta`` is given, w.r.t. the beam axis)."""
     n = len(m_parent)
-    m1 = np.broadcast_to(np.asarray(m1, dtype=np.float64), (n,))
-    m2 = np.broadcast_to(np.asarray(m2, dtype=np.float64), (n,))
+    m1 = np.broadcast_to(np.asarray(m1, dtype=F32), (n,))
+    m2 = np.broadcast_to(np.asarray(m2, dtype=F32), (n,))
     mp2 = m_parent * m_parent
     lam = (mp2 - (m1 + m2) ** 2) * (mp2 - (m1 - m2) ** 2)
     p_star = np.sqrt(np.maximum(lam, 0.0)) / (2.0 * m_parent)
     c = cos_isotropic(rng, n) if cos_theta is None else cos_theta
     s = np.sqrt(np.maximum(1.0 - c * c, 0.0))
-    phi = rng.uniform(-np.pi, np.pi, n)
+    phi = uniform(rng, n, -np.pi, np.pi)
     px, py, pz = p_star * s * np.cos(phi), p_star * s * np.sin(phi), p_star * c
     e1 = np.sqrt(p_star * p_star + m1 * m1)
     e2 = np.sqrt(p_star * p_star + m2 * m2)
-    d1 = boost_to_lab(P4(e1, px, py, pz), parent)
-    d2 = boost_to_lab(P4(e2, -px, -py, -pz), parent)
+    d1 = boost_to_lab(P4(e1, px, py, pz), parent, m_parent)
+    d2 = boost_to_lab(P4(e2, -px, -py, -pz), parent, m_parent)
     return d1, d2
 
 
@@ -205,6 +222,6 @@ def tabulated_sampler(pdf_x: np.ndarray, pdf_y: np.ndarray):
     cdf /= cdf[-1]
 
     def sample(rng: np.random.Generator, n: int) -> np.ndarray:
-        return np.interp(rng.random(n), cdf, pdf_x)
+        return np.interp(uniform(rng, n), cdf, pdf_x).astype(F32)
 
     return sample

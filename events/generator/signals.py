@@ -24,7 +24,7 @@ import numpy as np
 
 from .decays import M_TAU, MU, NU, QUARK, TAU, E, add_fermion, add_recoil
 from .detector import Truth
-from .kinematics import breit_wigner, cos_vector, resonance, two_body
+from .kinematics import breit_wigner, cos_vector, resonance, two_body, uniform
 from .processes import M_B
 
 M_A, M_LQ, M_H0, M_HCH = 50.0, 80.0, 60.0, 60.0
@@ -36,14 +36,14 @@ def a_to_4l(rng: np.random.Generator, n: int) -> Truth:
     truth = Truth(n)
     m = breit_wigner(rng, n, M_A, 0.5, 45.0, 55.0)
     a = resonance(rng, m, 12.0, 2.0)
-    u, v = rng.random(n), rng.random(n)
+    u, v = uniform(rng, n), uniform(rng, n)
     flip = u + v > 1.0
     u, v = np.where(flip, 1.0 - u, u), np.where(flip, 1.0 - v, v)
     span = m - 2.0 * M_ZSTAR_MIN - 0.5
     m1, m2 = M_ZSTAR_MIN + span * u, M_ZSTAR_MIN + span * v
     for z, mz in zip(two_body(rng, a, m, m1, m2), (m1, m2), strict=True):
         l1, l2 = two_body(rng, z, mz, 0.0, 0.0, cos_theta=cos_vector(rng, n))
-        flavour = np.where(rng.random(n) < 0.5, E, MU)
+        flavour = np.where(uniform(rng, n) < 0.5, E, MU)
         add_fermion(truth, rng, flavour, l1)
         add_fermion(truth, rng, flavour, l2)
     add_recoil(truth, rng, a)

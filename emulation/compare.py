@@ -1,0 +1,232 @@
+"""Firmware C-simulation vs the QAT Keras model on every event: exact equality, trigger decisions, and
+on a mismatch the first layer whose outputs differ.
+
+Bit-exact means equal: the firmware score and the Keras score are compared with ``==`` (float64
+holds every fixed-point value exactly); any difference counts as a mismatch. Trigger decisions
+are computed twice, independently: in Python on the Keras score (``score > threshold``) and on
+the firmware score as an integer of its fixed-point type against the header integers
+(``score_int > THRESHOLD_RAW``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from l1ad.hls.convert import keras_predict
+from l1ad.quantization.fixed_point import FixedPoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LayerDiff:
+    """Per-layer comparison of firmware and Keras intermediate outputs."""
+
+    keras_layer: str
+    hls_layer: str
+    n_values: int
+    n_mismatch: int
+
+
+@dataclass
+class EmulationResult:
+    """Outcome of :func:`emulate`: counts of events, score and decision mismatches, first bad layer."""
+
+    target: str
+    n_events: int
+    n_mismatch: int
+    decision_mismatch: dict[str, int] = field(default_factory=dict)
+    fire_counts: dict[str, int] = field(default_factory=dict)
+    first_bad_layer: str | None = None
+    layers: list[LayerDiff] = field(default_factory=list)
+    events_per_second: float = 0.0
+    mismatch_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_mismatch == 0 and not any(self.decision_mismatch.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.target}: {self.n_events} events, {self.n_mismatch} score mismatches "
+            f"({self.events_per_second:,.0f} events/s C-sim)"
+        ]
+        for key, n in self.decision_mismatch.items():
+            lines.append(f"  trigger {key}: {self.fire_counts.get(key, 0)} fire, {n} decision mismatches")
+        if self.first_bad_layer:
+            lines.append(f"  first layer that differs: {self.first_bad_layer}")
+        lines.append("BIT-EXACT" if self.ok else "MISMATCH")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- pure helpers
+def count_mismatches(y_fw: np.ndarray, y_ref: np.ndarray) -> int:
+    """Events whose outputs are not all exactly equal."""
+    a = np.asarray(y_fw, dtype=np.float64).reshape(len(y_fw), -1)
+    b = np.asarray(y_ref, dtype=np.float64).reshape(len(y_ref), -1)
+    if a.shape != b.shape:
+        raise ValueError(f"output shapes differ: firmware {a.shape}, Keras {b.shape}")
+    return int(np.sum(np.any(a != b, axis=1)))
+
+
+def score_ints(scores: np.ndarray, score_type: FixedPoint) -> np.ndarray:
+    """Firmware scores as integers of their fixed-point type (exact: scores lie on the grid)."""
+    s = np.asarray(scores, dtype=np.float64) * 2.0**score_type.f
+    if not np.all(s == np.round(s)):
+        raise ValueError(f"scores are not on the grid of {score_type.hls()}")
+    return s.astype(np.int64)
+
+
+def decisions_python(scores: np.ndarray, thresholds: list[dict[str, Any]]) -> np.ndarray:
+    """(N, T) ``score > threshold`` on float scores (the Python/evaluation decision)."""
+    values = np.array([t["value"] for t in thresholds], dtype=np.float64)
+    return np.asarray(scores, dtype=np.float64).reshape(-1, 1) > values
+
+
+def decisions_firmware(score_int: np.ndarray, thresholds: list[dict[str, Any]]) -> np.ndarray:
+    """(N, T) ``score_int > THRESHOLD_RAW`` (the firmware decision, header integers)."""
+    raw = np.array([t["raw"] for t in thresholds], dtype=np.int64)
+    return np.asarray(score_int, dtype=np.int64).reshape(-1, 1) > raw
+
+
+def match_layers(keras_names: list[str], hls_names: list[str]) -> list[tuple[str, str]]:
+    """Pair each Keras layer with the last hls4ml layer named ``L`` or ``L_<suffix>`` (graph order).
+
+    hls4ml splits a Keras layer into parts (``enc1_iq`` input quantizer, ``enc1`` dense,
+    ``enc1_relu`` activation): the last part is the Keras layer's output.
+    """
+    own = set(keras_names)
+    pairs = []
+    for name in keras_names:
+        parts = [h for h in hls_names if h == name or (h.startswith(name + "_") and h not in own)]
+        if parts:
+            pairs.append((name, parts[-1]))
+    return pairs
+
+
+def compare_layers(
+    keras_outputs: dict[str, np.ndarray], hls_outputs: dict[str, np.ndarray], keras_order: list[str]
+) -> list[LayerDiff]:
+    """Per-layer mismatch counts for the matched layers, in Keras order (sizes must agree)."""
+    out = []
+    for k_name, h_name in match_layers(keras_order, list(hls_outputs)):
+        k = np.asarray(keras_outputs[k_name], dtype=np.float64).reshape(len(keras_outputs[k_name]), -1)
+        h = np.asarray(hls_outputs[h_name], dtype=np.float64)
+        if k.shape != h.shape:
+            logger.debug("layer %s/%s: shapes %s and %s differ, not compared", k_name, h_name, k.shape, h.shape)
+            continue
+        out.append(LayerDiff(k_name, h_name, int(k.size), int(np.sum(k != h))))
+    return out
+
+
+def first_bad(layers: list[LayerDiff]) -> str | None:
+    for d in layers:
+        if d.n_mismatch:
+            return f"{d.keras_layer} (hls4ml {d.hls_layer}: {d.n_mismatch}/{d.n_values} values differ)"
+    return None
+
+
+# --------------------------------------------------------------------------- Keras side
+def keras_layer_outputs(model: Any, x: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Outputs of every non-input layer of a functional Keras model, and the layer order."""
+    import keras
+
+    layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
+    probe = keras.Model(model.inputs, [lay.output for lay in layers])
+    ys = probe.predict(np.asarray(x, dtype=np.float32), verbose=0, batch_size=8192)
+    ys = ys if isinstance(ys, list | tuple) else [ys]
+    return {lay.name: np.asarray(y) for lay, y in zip(layers, ys, strict=True)}, [lay.name for lay in layers]
+
+
+def trace_first_difference(model: Any, csim: Any, x: np.ndarray, project: int | str = 0) -> list[LayerDiff]:
+    """Per-layer comparison of Keras and the C-sim trace hooks on the inputs ``x``."""
+    _, hls_outputs = csim.trace(x, project)
+    keras_outputs, order = keras_layer_outputs(model, x)
+    return compare_layers(keras_outputs, hls_outputs, order)
+
+
+# --------------------------------------------------------------------------- the run
+def emulate(
+    csim: Any,
+    model: Any,
+    inputs: Any,
+    project: int | str = 0,
+    chunk: int = 65536,
+    progress: bool = True,
+    scores_out: str | Path | None = None,
+    n_total: int | None = None,
+    max_trace_events: int = 256,
+) -> EmulationResult:
+    """Run the C-sim on every event (``inputs``: an array or an iterator of (n, 57) chunks).
+
+    Compares each chunk with Keras, counts mismatching events and trigger decisions, and traces
+    the mismatching events layer by layer. Scores are saved to ``scores_out`` (.npy) if given.
+    """
+    meta = csim._meta(project)
+    score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
+    thresholds = meta.get("thresholds") or []
+    keys = [f"{t['rate_khz']:g}kHz" for t in thresholds]
+    chunks = _chunks(inputs, chunk)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_total, unit="ev", desc=f"C-sim {meta['target']}", file=sys.stderr)
+    result = EmulationResult(meta["target"], 0, 0, dict.fromkeys(keys, 0), dict.fromkeys(keys, 0))
+    all_scores, bad_x, t_sim = [], [], 0.0
+    for x in chunks:
+        t0 = time.perf_counter()
+        y_fw = csim.predict(x, project)
+        t_sim += time.perf_counter() - t0
+        y_k = keras_predict(model, x)
+        bad = np.any(y_fw != y_k.reshape(y_fw.shape), axis=1)
+        result.n_events += len(x)
+        result.n_mismatch += int(bad.sum())
+        if bad.any() and sum(len(b) for b in bad_x) < max_trace_events:
+            bad_x.append(x[bad][: max_trace_events])
+            for idx in np.flatnonzero(bad)[: max(0, 5 - len(result.mismatch_examples))]:
+                result.mismatch_examples.append(
+                    {"event": result.n_events - len(x) + int(idx), "firmware": y_fw[idx].tolist(), "keras": y_k[idx].tolist()}
+                )
+        if thresholds:
+            d_py = decisions_python(y_k[:, 0], thresholds)
+            d_fw = decisions_firmware(score_ints(y_fw[:, 0], score_type), thresholds)
+            for j, key in enumerate(keys):
+                result.decision_mismatch[key] += int(np.sum(d_py[:, j] != d_fw[:, j]))
+                result.fire_counts[key] += int(np.sum(d_fw[:, j]))
+        if scores_out is not None:
+            all_scores.append(y_fw)
+        if bar is not None:
+            bar.update(len(x))
+    if bar is not None:
+        bar.close()
+    result.events_per_second = result.n_events / t_sim if t_sim > 0 else 0.0
+    if scores_out is not None:
+        scores = np.concatenate(all_scores) if all_scores else np.zeros((0, meta["output"]["size"]))
+        np.save(scores_out, scores.astype(np.float64))
+    if bad_x:
+        xb = np.concatenate(bad_x)[:max_trace_events]
+        result.layers = trace_first_difference(model, csim, xb, project)
+        result.first_bad_layer = first_bad(result.layers) or "none of the traced layers (the output stage)"
+        logger.error("%s: %d/%d events differ; first layer: %s", meta["target"], result.n_mismatch, result.n_events, result.first_bad_layer)
+    return result
+
+
+def _chunks(inputs: Any, chunk: int):
+    if isinstance(inputs, np.ndarray):
+        for start in range(0, len(inputs), chunk):
+            yield inputs[start : start + chunk]
+    else:
+        yield from inputs

@@ -1,0 +1,327 @@
+"""Keras QAT model -> hls4ml 1.3 HLS project for one firmware target.
+
+:func:`build_project` converts the model (``hls4ml.converters.convert_from_keras_model``, io_parallel,
+the target's strategy, a per-layer ``config_from_keras_model(granularity='name')`` config), writes a
+complete Vitis/Vivado HLS project into the project directory, fills ``tb_data/`` with input and
+output vectors from real events, adds the trigger thresholds header ``firmware/<ns>_thresholds.h``
+and a ``metadata.json`` (no timestamps: the same model and target give byte-identical projects).
+
+Every layer is written with its C-simulation trace hook (``nnet::save_layer_output`` inside
+``#ifndef __SYNTHESIS__``, inert in synthesis and unless enabled), so the emulator can name the
+first layer that differs from Keras without regenerating the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from l1ad.hls import postprocess, thresholds
+from l1ad.hls.target import FirmwareTarget
+from l1ad.quantization.fixed_point import FixedPoint
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.json"
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+# --------------------------------------------------------------------------- model access
+def find_model_file(model_dir: str | Path) -> Path:
+    """The Keras model file of a model directory (``model.keras`` first), or the path itself if a file."""
+    p = Path(model_dir)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"model directory {p} does not exist")
+    preferred = [p / f"model{s}" for s in MODEL_SUFFIXES]
+    candidates = [q for q in preferred if q.is_file()] or sorted(q for s in MODEL_SUFFIXES for q in p.glob(f"*{s}"))
+    if not candidates:
+        raise FileNotFoundError(f"{p}: no Keras model file (*.keras, *.h5)")
+    return candidates[0]
+
+
+def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
+    """``meta.json`` of a model directory (via ``l1ad.models.keras_io`` when available); {} if none."""
+    p = Path(model_dir)
+    meta = (p if p.is_dir() else p.parent) / "meta.json"
+    if not meta.is_file():
+        return {}
+    try:
+        from l1ad.models.keras_io import read_meta
+    except ImportError:
+        return json.loads(meta.read_text())
+    return dict(read_meta(meta.parent))
+
+
+def load_firmware_model(model_dir: str | Path) -> tuple[Any, str | None]:
+    """``(keras model, post-processing note)``: the model whose output the firmware computes.
+
+    Uses ``l1ad.models.keras_score.keras_model_for_firmware`` for l1ad model directories (it knows
+    each architecture's deployed model and what numpy does with its output), else loads the model
+    file directly (HGQ2 layers registered by importing ``hgq``).
+    """
+    p = Path(model_dir)
+    if p.is_dir() and (p / "meta.json").is_file():
+        try:
+            from l1ad.models.keras_score import keras_model_for_firmware
+        except ImportError:
+            keras_model_for_firmware = None
+        if keras_model_for_firmware is not None:
+            try:
+                fm = keras_model_for_firmware(p)
+            except KeyError as exc:  # an architecture the models package does not know
+                logger.info("%s: %s unknown to l1ad.models; loading the model file directly", p, exc)
+            else:
+                return getattr(fm, "model", fm), getattr(fm, "postprocessing", None)
+    import hgq  # noqa: F401  (registers the HGQ2 layers for deserialization)
+    import keras
+
+    return keras.models.load_model(find_model_file(p), compile=False), None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- precision helpers
+def precision_fixed_point(precision: Any) -> FixedPoint:
+    """hls4ml ``FixedPrecisionType`` -> :class:`FixedPoint` (modes other than RND/SAT read as TRN/WRAP)."""
+    k = int(bool(precision.signed))
+    width, integer = int(precision.width), int(precision.integer)
+    rnd = "RND" if str(precision.rounding_mode).split(".")[-1] == "RND" else "TRN"
+    sat = "SAT" if str(precision.saturation_mode).split(".")[-1] == "SAT" else "WRAP"
+    return FixedPoint(k=k, i=integer - k, f=width - integer, overflow=sat, rounding=rnd)
+
+
+def precision_cpp(precision: Any) -> str:
+    """The C++ spelling hls4ml writes for a precision (``ap_fixed<13,6,AP_TRN,AP_SAT,0>``)."""
+    return precision.definition_cpp() if hasattr(precision, "definition_cpp") else str(precision)
+
+
+def io_precisions(hls_model: Any) -> dict[str, Any]:
+    """Input/output C++ types, sizes and ``(k, i, f)`` of a single-input, single-output hls4ml model."""
+    ins, outs = hls_model.get_input_variables(), hls_model.get_output_variables()
+    if len(ins) != 1 or len(outs) != 1:
+        raise ValueError(f"firmware models have one input and one output, got {len(ins)} and {len(outs)}")
+    out = {}
+    for key, var in (("input", ins[0]), ("output", outs[0])):
+        fp = precision_fixed_point(var.type.precision)
+        out[key] = {
+            "name": var.name,
+            "type_name": var.type.name,
+            "cpp": precision_cpp(var.type.precision),
+            "size": int(var.size()),
+            "fixed_point": fp.to_dict(),
+        }
+    return out
+
+
+def trace_layers(hls_model: Any) -> list[dict[str, Any]]:
+    """Layers with a C-simulation trace hook, in graph order: ``[{name, size, cpp}]``."""
+    out = []
+    for layer in hls_model.get_layers():
+        if not (layer.get_attr("function_cpp", None) and layer.get_attr("trace", False)):
+            continue
+        for var in layer.get_variables():
+            out.append({"name": layer.name, "size": int(var.size()), "cpp": precision_cpp(var.type.precision)})
+    return out
+
+
+# --------------------------------------------------------------------------- conversion
+def make_hls_config(model: Any, target: FirmwareTarget) -> dict[str, Any]:
+    """Per-layer hls4ml config: the target's strategy and reuse factor, every layer traceable."""
+    import hls4ml
+
+    config = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=target.backend)
+    config["Model"]["Strategy"] = target.strategy
+    config["Model"]["ReuseFactor"] = target.reuse_factor
+    for layer in config.get("LayerName", {}).values():
+        layer["Trace"] = True
+        if "ReuseFactor" in layer:
+            layer["ReuseFactor"] = target.reuse_factor
+    return config
+
+
+def convert(
+    model: Any,
+    target: FirmwareTarget,
+    output_dir: str | Path,
+    input_data_tb: str | None = None,
+    output_data_tb: str | None = None,
+) -> Any:
+    """hls4ml ``ModelGraph`` of ``model`` for ``target`` (not yet written)."""
+    import hls4ml
+
+    hls_model = hls4ml.converters.convert_from_keras_model(
+        model,
+        output_dir=str(output_dir),
+        project_name=target.project_name,
+        input_data_tb=input_data_tb,
+        output_data_tb=output_data_tb,
+        backend=target.backend,
+        hls_config=make_hls_config(model, target),
+        io_type=target.io_type,
+        part=target.part,
+        clock_period=target.clock_period_ns,
+        namespace=target.namespace,
+        write_weights_txt=False,
+        write_tar=False,
+    )
+    hls_model.config.trace_output = True
+    return hls_model
+
+
+def keras_predict(model: Any, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """Keras scores as float64, shape (N, n_out)."""
+    y = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+
+
+# --------------------------------------------------------------------------- metadata
+def tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("hls4ml", "hgq2", "da4ml", "keras"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def make_metadata(
+    target: FirmwareTarget,
+    model_file: Path,
+    model_meta: dict[str, Any],
+    io: dict[str, Any],
+    layers: list[dict[str, Any]],
+    trigger: tuple[thresholds.Threshold, ...],
+    tb_events: int,
+    stamp: str,
+) -> dict[str, Any]:
+    """The project's ``metadata.json`` content: hashes, precisions, part, clock, budgets, versions."""
+    return {
+        "target": target.name,
+        "target_config": target.to_dict(),
+        "project_name": target.project_name,
+        "namespace": target.namespace,
+        "model_file": model_file.name,
+        "model_sha256": sha256_file(model_file),
+        "model": model_meta.get("model"),
+        "quantization": model_meta.get("quantization"),
+        "data_sha256": model_meta.get("data_sha256"),
+        "input": io["input"],
+        "output": io["output"],
+        "part": target.part,
+        "backend": target.backend,
+        "clock_period_ns": target.clock_period_ns,
+        "strategy": target.strategy,
+        "reuse_factor": target.reuse_factor,
+        "io_type": target.io_type,
+        "budgets": {
+            "ii_ns": target.ii_budget_ns,
+            "latency_ns": target.latency_budget_ns,
+            "resource_fraction": target.resource_budget_fraction,
+            "require_zero_dsp": target.require_zero_dsp,
+        },
+        "thresholds": [t.to_dict() for t in trigger],
+        "thresholds_header": f"firmware/{target.namespace}_thresholds.h" if trigger else None,
+        "trace_layers": layers,
+        "tb_events": tb_events,
+        "lib_stamp": stamp,
+        "versions": tool_versions(),
+    }
+
+
+def read_metadata(project_dir: str | Path) -> dict[str, Any]:
+    path = Path(project_dir) / METADATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run `l1ad firmware build` first")
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- the build
+@dataclass(frozen=True)
+class BuildResult:
+    project_dir: Path
+    metadata: dict[str, Any]
+    seconds: float
+
+
+def build_project(
+    target: FirmwareTarget,
+    project_dir: str | Path,
+    model: Any | None = None,
+    tb_inputs: np.ndarray | None = None,
+    base_dir: Path | None = None,
+) -> BuildResult:
+    """Convert the target's model and write the complete, reproducible HLS project.
+
+    ``model`` defaults to :func:`load_firmware_model` of the target's model dir; ``tb_inputs``
+    (network inputs on the input grid) default to the first ``tb_events`` events of the
+    target's ``events`` file, if any.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    model_dir = target.resolve(target.model, base_dir)
+    postprocessing = None
+    if model is None:
+        model, postprocessing = load_firmware_model(model_dir)
+    model_file = find_model_file(model_dir)
+    model_meta = read_model_meta(model_dir)
+    if tb_inputs is None and target.events is not None:
+        from l1ad.emulation.events_file import load_inputs
+
+        tb_inputs = load_inputs(target.resolve(target.events, base_dir), limit=target.tb_events)
+    out = Path(project_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="l1ad_tb_") as tmp:
+        tb_in = tb_out = None
+        n_tb = 0
+        if tb_inputs is not None:
+            x_tb = np.asarray(tb_inputs, dtype=np.float32)[: target.tb_events]
+            n_tb = len(x_tb)
+            tb_in, tb_out = os.path.join(tmp, "tb_input.npy"), os.path.join(tmp, "tb_output.npy")
+            np.save(tb_in, x_tb)
+            np.save(tb_out, keras_predict(model, x_tb).astype(np.float32))
+        hls_model = convert(model, target, out, tb_in, tb_out)
+        hls_model.write()
+
+    io = io_precisions(hls_model)
+    score_type = FixedPoint.from_dict(io["output"]["fixed_point"])
+    trigger: tuple[thresholds.Threshold, ...] = ()
+    if target.thresholds_from is not None and io["output"]["size"] != 1:
+        logger.warning("%s: the firmware output has %d values, not a score: no thresholds header", target.name, io["output"]["size"])
+    elif target.thresholds_from is not None:
+        names = (str(model_meta.get("model") or ""), Path(model_dir).name)
+        table = thresholds.read_rate_table(target.resolve(target.thresholds_from, base_dir), names)
+        trigger = thresholds.make_thresholds(table, score_type)
+        header = thresholds.thresholds_header(trigger, score_type, target.namespace)
+        (out / "firmware" / f"{target.namespace}_thresholds.h").write_text(header)
+
+    stamp = postprocess.postprocess_project(out, target.namespace)
+    meta = make_metadata(target, model_file, model_meta, io, trace_layers(hls_model), trigger, n_tb, stamp)
+    meta["postprocessing"] = postprocessing
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    seconds = time.perf_counter() - t0
+    logger.info("wrote %s (%s, %s) in %.1f s", out, target.strategy, target.part, seconds)
+    return BuildResult(out, meta, seconds)

@@ -1,0 +1,202 @@
+"""Firmware targets: one small YAML file per firmware build, ``firmware_projects/<name>.yaml``.
+
+A target names the model to put in firmware and how: backend, FPGA part, clock, hls4ml strategy,
+and the budgets the design must meet (40 MHz bunch crossing: a new event every 25 ns, a fixed
+latency allowance). The generated HLS project goes to ``firmware_projects/<name>/`` (gitignored).
+
+Example::
+
+    model: runs/default/ae_compact-hgq     # model dir, relative to the repository or absolute
+    backend: Vitis                          # Vitis | Vivado
+    part: xcvu13p-flga2577-2-e
+    clock_period_ns: 6.25                   # 160 MHz algorithm clock
+    strategy: Latency                       # Latency | distributed_arithmetic
+    reuse_factor: 1
+    io_type: io_parallel
+    ii_budget_ns: 25                        # a new event every bunch crossing
+    latency_budget_ns: 50                   # 2 BX
+    resource_budget_fraction: 0.02          # of the part's LUTs
+    require_zero_dsp: false
+    thresholds_from: runs/default/evaluation.json
+    events: runs/default/events/test.h5
+
+Unknown keys and wrong types raise ``ValueError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+#: The repository root (the ``l1ad`` package directory).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Where tracked target files live; projects are generated next to them.
+TARGETS_DIR = REPO_ROOT / "firmware_projects"
+
+BACKENDS = ("Vitis", "Vivado")
+STRATEGIES = ("Latency", "distributed_arithmetic")
+IO_TYPES = ("io_parallel",)
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_CPP_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def default_namespace(name: str) -> str:
+    """C++ namespace derived from a target name: ``ae-compact.v2`` -> ``l1ad_ae_compact_v2``."""
+    return "l1ad_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+@dataclass(frozen=True)
+class FirmwareTarget:
+    """One firmware build: model, implementation choices and budgets (see the module docstring)."""
+
+    name: str
+    model: str
+    backend: str = "Vitis"
+    part: str = "xcvu13p-flga2577-2-e"
+    clock_period_ns: float = 6.25
+    strategy: str = "Latency"
+    reuse_factor: int = 1
+    io_type: str = "io_parallel"
+    namespace: str = ""
+    ii_budget_ns: float = 25.0
+    latency_budget_ns: float = 50.0
+    resource_budget_fraction: float = 0.02
+    require_zero_dsp: bool = False
+    thresholds_from: str | None = None
+    events: str | None = None
+    tb_events: int = 128
+
+    def __post_init__(self) -> None:
+        if not self.namespace:
+            object.__setattr__(self, "namespace", default_namespace(self.name))
+        _validate(self, where=f"target {self.name!r}")
+
+    # -- derived ---------------------------------------------------------------------------
+    @property
+    def project_name(self) -> str:
+        """hls4ml project name (the top function, ``<project>.cpp``): the namespace plus ``_top``."""
+        return f"{self.namespace}_top"
+
+    def resolve(self, path: str | None, base: Path | None = None) -> Path | None:
+        """A path of the target, relative to ``base`` (default: the repository root) unless absolute."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (base or REPO_ROOT) / p
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML content (everything except ``name``, which is the file name)."""
+        d = dataclasses.asdict(self)
+        d.pop("name")
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<dir>/<name>.yaml`` when ``path`` is a directory, else ``path`` (stem must be the name)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / f"{self.name}.yaml"
+        if p.stem != self.name:
+            raise ValueError(f"{p}: a target file must be named after the target ({self.name}.yaml)")
+        p.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> FirmwareTarget:
+        """Read and validate a target file; the target name is the file stem."""
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: a target file must be a mapping of keys to values")
+        return cls.from_dict(data, name=p.stem, where=str(p))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str, where: str = "target") -> FirmwareTarget:
+        known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        if "model" not in data:
+            raise ValueError(f"{where}: missing required key 'model'")
+        values = dict(data)
+        for key in ("clock_period_ns", "ii_budget_ns", "latency_budget_ns", "resource_budget_fraction"):
+            if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+                values[key] = float(values[key])  # YAML '25' means 25.0
+        if values.get("namespace") is None:
+            values["namespace"] = ""
+        try:
+            return cls(name=name, **values)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+
+def _validate(t: FirmwareTarget, where: str) -> None:
+    """Check types and values of every field; raise ValueError naming the key."""
+
+    def bad(key: str, msg: str) -> ValueError:
+        return ValueError(f"{where}: key {key!r}: {msg}, got {getattr(t, key)!r}")
+
+    if not isinstance(t.name, str) or not _NAME.fullmatch(t.name):
+        raise bad("name", "must start with a letter and use letters, digits, '_', '-', '.'")
+    for key in ("model", "part"):
+        if not isinstance(getattr(t, key), str) or not getattr(t, key).strip():
+            raise bad(key, "must be a non-empty string")
+    for key, choices in (("backend", BACKENDS), ("strategy", STRATEGIES), ("io_type", IO_TYPES)):
+        if getattr(t, key) not in choices:
+            raise bad(key, f"must be one of {', '.join(choices)}")
+    for key in ("reuse_factor", "tb_events"):
+        value = getattr(t, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad(key, "must be an integer >= 1")
+    for key in ("clock_period_ns", "ii_budget_ns", "latency_budget_ns", "resource_budget_fraction"):
+        value = getattr(t, key)
+        if not isinstance(value, float) or not math.isfinite(value) or value <= 0:
+            raise bad(key, "must be a positive number")
+    if t.resource_budget_fraction > 1:
+        raise bad("resource_budget_fraction", "must be a fraction of the part (0 < x <= 1)")
+    if not isinstance(t.require_zero_dsp, bool):
+        raise bad("require_zero_dsp", "must be true or false")
+    if not isinstance(t.namespace, str) or not _CPP_IDENT.fullmatch(t.namespace) or t.namespace == "nnet":
+        raise bad("namespace", "must be a C++ identifier other than 'nnet'")
+    for key in ("thresholds_from", "events"):
+        value = getattr(t, key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise bad(key, "must be a path or null")
+
+
+def find_target(spec: str | Path) -> Path:
+    """Target file from a name (``ae_compact`` -> ``firmware_projects/ae_compact.yaml``) or a path."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise FileNotFoundError(f"target file {p} does not exist")
+        return p
+    candidate = TARGETS_DIR / f"{spec}.yaml"
+    if not candidate.is_file():
+        known = sorted(q.stem for q in TARGETS_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no target {spec!r} ({candidate} missing); known: {', '.join(known) or 'none'}")
+    return candidate
+
+
+def load_target(spec: str | Path) -> tuple[FirmwareTarget, Path]:
+    """``(target, target_file)`` for a target name or path."""
+    path = find_target(spec)
+    return FirmwareTarget.load(path), path
+
+
+def project_dir(target: FirmwareTarget, target_file: Path | None = None) -> Path:
+    """Generated project directory: ``<dir of the target file>/<name>/``."""
+    base = target_file.parent if target_file is not None else TARGETS_DIR
+    return base / target.name

@@ -1,0 +1,170 @@
+"""Trigger thresholds in firmware: rate table -> integers in the score's fixed-point type -> C++ header.
+
+The trigger fires on ``score > threshold`` (strictly greater, as in :mod:`l1ad.evaluation.metrics`).
+The firmware score is a fixed-point number with ``f`` fractional bits, i.e. an integer ``s`` with
+value ``s * 2**-f``. For a float threshold ``T`` the firmware threshold is the integer
+``t = floor(T * 2**f)``: for every representable score, ``s > t`` iff ``s * 2**-f > T``, and it is
+the only representable value with this property (ties included: a score equal to ``T`` does not fire).
+Thresholds above the score range become the largest value (never fires); below it, the smallest
+(everything but the minimum score fires; a warning says so).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from l1ad.quantization.fixed_point import FixedPoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One trigger working point: target rate, float threshold and its firmware integer."""
+
+    rate_khz: float
+    value: float  # threshold on the float (Keras) score
+    raw: int  # firmware integer: fires iff score_int > raw
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def threshold_int(value: float, score_type: FixedPoint) -> int:
+    """Firmware integer ``t`` with ``score_int > t`` iff ``score > value`` for representable scores."""
+    if math.isnan(value):
+        raise ValueError("threshold is NaN")
+    if value == math.inf:
+        return score_type.int_max
+    if value == -math.inf:
+        t = score_type.int_min
+    else:
+        t = math.floor(value * 2.0**score_type.f)
+    if t < score_type.int_min:
+        logger.warning(
+            "threshold %s is below the score range of %s: the minimum score will not fire",
+            value,
+            score_type.hls(),
+        )
+        return score_type.int_min
+    return min(t, score_type.int_max)
+
+
+def fires(scores: np.ndarray, thresholds: np.ndarray | float) -> np.ndarray:
+    """The trigger decision: ``score > threshold`` (works on floats or on firmware integers)."""
+    return np.asarray(scores)[..., None] > np.asarray(thresholds, dtype=np.float64).reshape(-1)
+
+
+def make_thresholds(rate_table: list[dict[str, Any]], score_type: FixedPoint) -> tuple[Threshold, ...]:
+    """Thresholds from rate-table rows ``{target_rate_khz, threshold, ...}``; unresolved rows skipped."""
+    out = []
+    for row in rate_table:
+        value = row.get("threshold")
+        if value is None or row.get("resolved") is False:
+            logger.info("rate %s kHz is not resolved by the background sample: skipped", row.get("target_rate_khz"))
+            continue
+        out.append(Threshold(float(row["target_rate_khz"]), float(value), threshold_int(float(value), score_type)))
+    return tuple(sorted(out, key=lambda t: -t.rate_khz))
+
+
+def _is_rate_table(obj: Any) -> bool:
+    return (
+        isinstance(obj, list)
+        and len(obj) > 0
+        and all(isinstance(r, dict) and "target_rate_khz" in r and "threshold" in r for r in obj)
+    )
+
+
+def find_rate_tables(doc: Any, path: str = "") -> dict[str, list[dict[str, Any]]]:
+    """All rate tables (lists of ``{target_rate_khz, threshold}`` rows) in a JSON document, by JSON path."""
+    if _is_rate_table(doc):
+        return {path or "/": doc}
+    found: dict[str, list[dict[str, Any]]] = {}
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in items:
+        found.update(find_rate_tables(value, f"{path}/{key}"))
+    return found
+
+
+def read_rate_table(path: str | Path, model_names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The rate table of an evaluation JSON; with several, the one whose JSON path names the model."""
+    doc = json.loads(Path(path).read_text())
+    tables = find_rate_tables(doc)
+    if not tables:
+        raise ValueError(f"{path}: no rate table (rows with target_rate_khz and threshold)")
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    matching = [k for k in tables if any(n and n in k.split("/") for n in model_names)]
+    if len(matching) == 1:
+        return tables[matching[0]]
+    raise ValueError(
+        f"{path}: {len(tables)} rate tables ({', '.join(tables)}); none uniquely names the model "
+        f"({', '.join(n for n in model_names if n) or 'no name'})"
+    )
+
+
+def _rate_label(rate_khz: float) -> str:
+    text = f"{rate_khz:g}".replace(".", "p").replace("-", "m")
+    return f"RATE_{text}KHZ"
+
+
+def thresholds_header(
+    thresholds: tuple[Threshold, ...] | list[Threshold], score_type: FixedPoint, namespace: str
+) -> str:
+    """C++ header ``<ns>_thresholds.h``: threshold integers in the score type and a ``fires`` helper.
+
+    ``THRESHOLD_RAW[i]`` is the integer of ``score_t`` (value * 2**f); the trigger fires iff
+    ``score > threshold(i)``, identical to the Python decision on the float score.
+    """
+    guard = f"{namespace.upper()}_THRESHOLDS_H_"
+    w, f = score_type.width, score_type.f
+    rows = "\n".join(f"    {t.raw},  // {t.rate_khz:g} kHz: score > {t.value!r}" for t in thresholds)
+    rates = ", ".join(f"{t.rate_khz!r}" for t in thresholds)
+    enums = "\n".join(f"    {_rate_label(t.rate_khz)} = {i}," for i, t in enumerate(thresholds))
+    n = len(thresholds)
+    return f"""// Trigger thresholds of {namespace}, generated by l1ad (l1ad.hls.thresholds). Do not edit.
+// The trigger fires iff score > threshold. Score type: {score_type.hls()} ({f} fractional bits);
+// THRESHOLD_RAW holds the thresholds as integers of that type (value * 2^{f}).
+#ifndef {guard}
+#define {guard}
+
+#include "ap_fixed.h"
+#include "ap_int.h"
+
+namespace {namespace} {{
+
+typedef {score_type.hls()} trigger_score_t;
+
+static const unsigned N_THRESHOLDS = {n};
+
+enum threshold_index {{
+{enums}
+}};
+
+static const double THRESHOLD_RATE_KHZ[{max(n, 1)}] = {{{rates or "0"}}};
+
+static const long long THRESHOLD_RAW[{max(n, 1)}] = {{
+{rows or "    0,  // no thresholds"}
+}};
+
+// Threshold i as a score value (exact: the raw integer reinterpreted with {f} fractional bits).
+inline trigger_score_t threshold(unsigned i) {{
+    trigger_score_t t;
+    t.range({w - 1}, 0) = ap_int<{w}>(THRESHOLD_RAW[i]);
+    return t;
+}}
+
+// The L1 decision at working point i.
+inline bool fires(trigger_score_t score, unsigned i) {{ return score > threshold(i); }}
+
+}} // namespace {namespace}
+
+#endif
+"""

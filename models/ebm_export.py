@@ -1,0 +1,122 @@
+"""TorchScript export of the EBM scoring function, eager-equality check, and CPU latency benchmark.
+
+:class:`ScoringModule` maps ``(x, mask)`` (standardized (N, 57) inputs and (N, 57) float mask, see
+:func:`~l1ad.models.ebm_scores.prepare`) to ``(energy (N,), score (N, 57))`` at sigma_min; for the
+energy network the score is ``-grad_x E`` through ``torch.autograd.grad`` inside the script, so
+callers must not run it under ``torch.no_grad``/``inference_mode``. For the score network, ``energy``
+is the Gauss-Legendre path integral of :func:`~l1ad.models.ebm_networks.path_integral_energy`.
+
+The module is compiled with ``torch.jit.script`` (not traced: tracing does not record the autograd
+call). :func:`check_equal` asserts ``torch.testing.assert_close(..., rtol=0, atol=0)`` against the
+eager module: the script runs the same CPU kernels in the same order, so outputs are bitwise equal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from l1ad.models.ebm_networks import EnergyNet, _gauss_legendre
+from l1ad.models.ebm_scores import LoadedEBM, load_model
+
+logger = logging.getLogger(__name__)
+
+
+class ScoringModule(nn.Module):
+    """``forward(x, mask) -> (energy, score)`` at a fixed noise level (sigma_min)."""
+
+    def __init__(self, net: nn.Module, sigma: float, n_quadrature: int = 8) -> None:
+        super().__init__()
+        self.net = net
+        self.sigma = float(sigma)
+        self.is_energy = isinstance(net, EnergyNet)
+        nodes, weights = _gauss_legendre(n_quadrature)
+        self.nodes = nodes
+        self.weights = weights
+
+    def _score(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.is_energy:
+            # grad mode must be on (the default): TorchScript has no torch.enable_grad
+            xg = x.detach().requires_grad_(True)
+            energy = self.net(xg, sigma, mask)
+            grads = torch.autograd.grad([energy.sum()], [xg])
+            grad = grads[0]
+            assert grad is not None
+            return -grad.detach()
+        return self.net(x, sigma, mask)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sigma = torch.full([x.shape[0]], self.sigma, dtype=x.dtype)
+        score = self._score(x, sigma, mask)
+        if self.is_energy:
+            with torch.no_grad():
+                energy = self.net(x, sigma, mask)
+        else:
+            energy = torch.zeros([x.shape[0]], dtype=x.dtype)
+            for t, w in zip(self.nodes, self.weights):
+                energy = energy - w * (self._score(x * t, sigma, mask) * x * mask).sum(dim=1)
+        return energy, score
+
+
+def scoring_module(model: str | Path | LoadedEBM) -> ScoringModule:
+    """The eager scoring module of a trained model (eval mode)."""
+    model = load_model(model)
+    return ScoringModule(model.net.eval(), model.sigma_min, model.config.energy_quadrature).eval()
+
+
+def export_torchscript(model: str | Path | LoadedEBM, path: str | Path | None = None) -> torch.jit.ScriptModule:
+    """Script the scoring module; save it to ``path`` (default ``<model_dir>/scoring.ts``) if a dir is known."""
+    scripted = torch.jit.script(scoring_module(model))
+    if path is None and not isinstance(model, LoadedEBM):
+        path = Path(model) / "scoring.ts"
+    if path is not None:
+        from l1ad.models.ebm_train import _atomic_write
+
+        path = Path(path)
+        _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+        logger.info("wrote %s", path)
+    return scripted
+
+
+def check_equal(
+    eager: nn.Module, scripted: nn.Module, x: torch.Tensor, mask: torch.Tensor, atol: float = 0.0
+) -> float:
+    """Assert scripted == eager (``rtol=0, atol=atol``) on ``(x, mask)``; return the max abs difference."""
+    e_ref, s_ref = eager(x, mask)
+    e_ts, s_ts = scripted(x, mask)
+    torch.testing.assert_close(e_ts, e_ref, rtol=0.0, atol=atol)
+    torch.testing.assert_close(s_ts, s_ref, rtol=0.0, atol=atol)
+    return float(max((e_ts - e_ref).abs().max(), (s_ts - s_ref).abs().max()))
+
+
+def benchmark_latency(
+    module: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    batch_sizes: tuple[int, ...] = (1, 1024),
+    n_repeat: int = 200,
+    warmup: int = 20,
+) -> dict[int, dict[str, float]]:
+    """Median/p90 wall time per call and per event (ms) for each batch size, on the current threads."""
+    out: dict[int, dict[str, float]] = {}
+    for bs in batch_sizes:
+        xb, mb = x[:bs], mask[:bs]
+        if xb.shape[0] < bs:
+            reps = -(-bs // xb.shape[0])
+            xb, mb = xb.repeat(reps, 1)[:bs], mb.repeat(reps, 1)[:bs]
+        reps = n_repeat if bs <= 64 else max(10, n_repeat // 10)
+        for _ in range(warmup):
+            module(xb, mb)
+        times = np.empty(reps)
+        for i in range(reps):
+            t0 = time.perf_counter()
+            module(xb, mb)
+            times[i] = time.perf_counter() - t0
+        med = float(np.median(times)) * 1e3
+        out[bs] = {"ms_per_batch": med, "ms_per_event": med / bs, "p90_ms_per_batch": float(np.quantile(times, 0.9)) * 1e3}
+    return out

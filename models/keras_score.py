@@ -1,0 +1,130 @@
+"""Anomaly scores of trained Keras L1 models (higher = more anomalous), in-process or in a subprocess.
+
+* ``ae_ref``: the deployed model outputs the reconstruction; the score is the masked MSE of
+  :func:`ae_ref_score`, computed identically (numpy, float64) for float, quantized and C-sim outputs.
+  The mask is the object valid bits: ``schema.present(particles)`` (class != 0, i.e. the object
+  exists in the L1 record), so padded slots never contribute.
+* ``ae_compact``, ``vae``, ``student``: the deployed model outputs the score itself (N, 1).
+* ``vae`` offline: :func:`vae_kl_score` on the encoder's ``[mu, logvar]`` (``variant="kl"``).
+
+:func:`score_in_subprocess` scores in a fresh Python process (``python -m l1ad.models.keras_score``),
+needed when one process must score both native-HGQ2 and QKeras-style models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from l1ad.events import encoding, schema
+from l1ad.models import keras_io
+
+logger = logging.getLogger(__name__)
+
+
+def ae_ref_score(x: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Masked, weighted MSE per event (float64).
+
+    ``x``, ``reconstruction``: (N, 57) encoded inputs and model output; ``mask``: (N, 19) object valid
+    bits (``schema.present``) or an (N, 57) per-input mask. Weights: :data:`keras_layers.FEATURE_WEIGHTS`
+    (eta/phi errors scaled by their ranges); normalised by the number of real inputs.
+    """
+    from l1ad.models.keras_layers import FEATURE_WEIGHTS, mask57
+
+    m = mask57(mask)
+    d = np.asarray(x, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
+    return (m * FEATURE_WEIGHTS * d**2).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+
+
+def vae_kl_score(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per event (float64): the offline VAE score."""
+    mu = np.asarray(mu, dtype=np.float64)
+    logvar = np.asarray(logvar, dtype=np.float64)
+    return -0.5 * np.sum(1.0 + logvar - mu**2 - np.exp(logvar), axis=1)
+
+
+def predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> Any:
+    """``model.predict`` without the progress bar."""
+    return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def score(model_dir: str | Path, particles: np.ndarray, batch_size: int = 4096, variant: str = "deployed") -> np.ndarray:
+    """(N,) float64 anomaly scores of ``particles`` (N, 19, 4) under the model in ``model_dir``.
+
+    ``variant="kl"`` (VAE only): the offline KL score instead of the deployed ``sum(mu**2)``.
+    """
+    meta = keras_io.read_meta(model_dir)
+    x = encoding.encode(np.asarray(particles))
+    if variant == "kl":
+        if meta["model"] != "vae":
+            raise ValueError("variant='kl' exists only for the vae")
+        mu, logvar = predict(keras_io.load_model(model_dir, which="aux"), x, batch_size)
+        return vae_kl_score(mu, logvar)
+    if variant != "deployed":
+        raise ValueError(f"unknown variant {variant!r}; use 'deployed' or 'kl'")
+    out = np.asarray(predict(keras_io.load_model(model_dir), x, batch_size))
+    return postprocess(meta["model"], out, particles)
+
+
+def postprocess(name: str, output: np.ndarray, particles: np.ndarray) -> np.ndarray:
+    """Deployed-model (or C-sim) output -> (N,) float64 score; the same for every backend."""
+    output = np.asarray(output, dtype=np.float64)
+    if name == "ae_ref":
+        x = encoding.encode(np.asarray(particles))
+        return ae_ref_score(x, output.reshape(len(x), schema.N_INPUTS), schema.present(particles))
+    return output.reshape(len(output), -1)[:, 0]
+
+
+class FirmwareModel(NamedTuple):
+    """The Keras model whose output firmware computes, and what numpy does with that output."""
+
+    model: Any
+    postprocessing: str
+    meta: dict
+
+
+def keras_model_for_firmware(model_dir: str | Path) -> FirmwareModel:
+    """The deployed model of ``model_dir`` (ae_ref: the reconstruction model) + its post-processing."""
+    from l1ad.models.keras_architectures import POSTPROCESSING
+
+    meta = keras_io.read_meta(model_dir)
+    return FirmwareModel(keras_io.load_model(model_dir), POSTPROCESSING[meta["model"]], meta)
+
+
+def score_in_subprocess(
+    model_dir: str | Path, particles: np.ndarray, batch_size: int = 4096, variant: str = "deployed", timeout: float | None = None
+) -> np.ndarray:
+    """:func:`score` run in a fresh Python process (keeps HGQ2 and its QKeras shim apart)."""
+    with tempfile.TemporaryDirectory(prefix="l1ad_score_") as tmp:
+        inp, out = Path(tmp) / "particles.npy", Path(tmp) / "scores.npy"
+        np.save(inp, np.asarray(particles, dtype=np.float32))
+        cmd = [sys.executable, "-m", "l1ad.models.keras_score", str(model_dir), str(inp), str(out),
+               "--batch-size", str(batch_size), "--variant", variant]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scoring {model_dir} in a subprocess failed:\n{proc.stderr[-4000:]}")
+        return np.load(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Score particles (.npy, (N,19,4)) with a Keras L1 model.")
+    p.add_argument("model_dir")
+    p.add_argument("particles")
+    p.add_argument("output")
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--variant", default="deployed")
+    a = p.parse_args(argv)
+    scores = score(a.model_dir, np.load(a.particles), a.batch_size, a.variant)
+    np.save(a.output, scores)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
