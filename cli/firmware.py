@@ -1,8 +1,125 @@
-"""placeholder"""
+"""``l1ad firmware build|emulate|report TARGET``: HLS projects, bit-exact emulation, budget reports.
 
-def add_args(sub):
-    pass
+TARGET is a target name (``firmware_projects/<name>.yaml``) or a path to a target YAML file; the
+project is generated next to it in ``<name>/`` unless ``--project`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
-def main(args):
+def add_args(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``firmware`` and its sub-subcommands build/emulate/report."""
+    p = subparsers.add_parser("firmware", help="hls4ml firmware: build, emulate (bit-exact), report")
+    sub = p.add_subparsers(dest="firmware_command", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("target", help="target name (firmware_projects/<name>.yaml) or path to a target YAML")
+        q.add_argument("--project", type=Path, default=None, help="project directory (default: next to the YAML)")
+
+    b = sub.add_parser("build", help="convert the model and write the HLS project")
+    common(b)
+    e = sub.add_parser("emulate", help="C-simulate every event and compare with the Keras model")
+    common(e)
+    e.add_argument("--events", type=Path, default=None, help="events file (.h5 Particles or .npy); default: target's")
+    e.add_argument("--out", type=Path, default=None, help="write the firmware scores here (.npy)")
+    e.add_argument("--chunk", type=int, default=65536, help="events per C-sim call")
+    e.add_argument("--limit", type=int, default=None, help="only the first N events")
+    e.add_argument("--threads", type=int, default=None, help="C-sim threads (default: all cores)")
+    e.add_argument("--rtl", action="store_true", help="DA targets: also simulate the da4ml Verilog with Verilator")
+    e.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("report", help="latency/resources vs budgets (report.json, report.md)")
+    common(r)
+    r.add_argument("--no-yosys", action="store_true", help="skip the Yosys synthesis of DA targets")
+    p.set_defaults(func=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from l1ad.hls.target import load_target, project_dir
+
+    target, path = load_target(args.target)
+    project = args.project or project_dir(target, path)
+    command = {"build": _build, "emulate": _emulate, "report": _report}[args.firmware_command]
+    return command(args, target, project, None)  # relative paths: from the repository root
+
+
+def _build(args, target, project: Path, base) -> int:
+    from l1ad.hls.convert import build_project
+
+    result = build_project(target, project, base_dir=base)
+    meta = result.metadata
+    print(f"{target.name}: wrote {project} in {result.seconds:.1f} s")
+    print(f"  input {meta['input']['cpp']} x{meta['input']['size']} -> output {meta['output']['cpp']} x{meta['output']['size']}")
+    print(f"  {target.strategy}, {target.part} @ {target.clock_period_ns:g} ns, namespace {target.namespace}")
+    for t in meta["thresholds"]:
+        print(f"  threshold {t['rate_khz']:g} kHz: score > {t['value']:g} (raw {t['raw']})")
+    return 0
+
+
+def _emulate(args, target, project: Path, base) -> int:
+    from l1ad.emulation import events_file
+    from l1ad.emulation.compare import emulate
+    from l1ad.emulation.csim import CSim
+    from l1ad.hls.convert import load_firmware_model, read_metadata
+
+    events = args.events or target.resolve(target.events, base)
+    if events is None:
+        print("no events: pass --events or set 'events' in the target", file=sys.stderr)
+        return 2
+    meta = read_metadata(project)
+    model, _ = load_firmware_model(target.resolve(target.model, base))
+    csim = CSim(project)
+    n_total = events_file.count_events(events)
+    if args.limit is not None:
+        n_total = min(n_total, args.limit)
+    chunks = events_file.iter_inputs(events, chunk=args.chunk, limit=args.limit)
+    result = emulate(csim, model, chunks, chunk=args.chunk, progress=not args.no_progress, scores_out=args.out, n_total=n_total)
+    print(result.summary())
+    out = result.to_dict()
+    rc = 0 if result.ok else 1
+    if args.rtl:
+        rtl = _rtl_check(project, meta, events, args.limit, csim)
+        out["rtl"] = rtl
+        print(f"RTL (Verilator): {rtl['n_events']} events, {rtl['n_mismatch']} mismatches vs C-sim ({rtl['events_per_second']:,.0f} events/s)")
+        rc = rc or int(rtl["n_mismatch"] > 0)
+    (project / "emulation.json").write_text(json.dumps(out, indent=1, sort_keys=True, default=str) + "\n")
+    return rc
+
+
+def _rtl_check(project: Path, meta: dict, events: Path, limit: int | None, csim) -> dict:
+    import time
+
+    import numpy as np
+
+    from l1ad.emulation import events_file
+    from l1ad.emulation.rtl import RTLSim
+
+    if meta["strategy"] != "distributed_arithmetic":
+        raise SystemExit("--rtl needs a distributed_arithmetic target")
+    sim = RTLSim(project)
+    n, bad, seconds = 0, 0, 0.0
+    for x in events_file.iter_inputs(events, limit=limit):
+        t0 = time.perf_counter()
+        y_rtl = sim.predict(x)
+        seconds += time.perf_counter() - t0
+        bad += int(np.sum(np.any(y_rtl != csim.predict(x), axis=1)))
+        n += len(x)
+    return {"n_events": n, "n_mismatch": bad, "events_per_second": n / seconds if seconds else 0.0}
+
+
+def _report(args, target, project: Path, base) -> int:
+    from l1ad.hls.report import make_report, render_markdown, write_report
+
+    report = make_report(project, run_yosys=not args.no_yosys)
+    js, md = write_report(project, report)
+    print(render_markdown(report))
+    print(f"wrote {js} and {md}")
     return 0

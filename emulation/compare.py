@@ -11,6 +11,7 @@ the firmware score as an integer of its fixed-point type against the header inte
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -116,10 +117,42 @@ def match_layers(keras_names: list[str], hls_names: list[str]) -> list[tuple[str
     return pairs
 
 
+_CPP_TYPE = re.compile(r"ap_(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*(\w+))?\s*(?:,\s*(\w+))?.*>")
+
+
+def quantize_cpp(values: np.ndarray, cpp: str) -> np.ndarray:
+    """``values`` converted to the C++ type ``ap_[u]fixed<W,I,Q,O,...>`` (RND/TRN; WRAP/SAT/SAT_SYM)."""
+    m = _CPP_TYPE.fullmatch(cpp.strip())
+    if m is None:
+        return np.asarray(values, dtype=np.float64)
+    k = 0 if m.group(1) else 1
+    width, integer = int(m.group(2)), int(m.group(3))
+    f = width - integer
+    v = np.asarray(values, dtype=np.float64) * 2.0**f
+    n = np.floor(v + 0.5) if (m.group(4) or "AP_TRN").startswith("AP_RND") else np.floor(v)
+    lo, hi = -k * 2.0 ** (width - 1), 2.0 ** (width - k) - 1
+    mode = m.group(5) or "AP_WRAP"
+    if mode == "AP_SAT_SYM" and k:
+        n = np.clip(n, -hi, hi)
+    elif mode.startswith("AP_SAT"):
+        n = np.clip(n, lo, hi)
+    else:
+        n = np.mod(n - lo, 2.0**width) + lo
+    return n * 2.0**-f
+
+
 def compare_layers(
-    keras_outputs: dict[str, np.ndarray], hls_outputs: dict[str, np.ndarray], keras_order: list[str]
+    keras_outputs: dict[str, np.ndarray],
+    hls_outputs: dict[str, np.ndarray],
+    keras_order: list[str],
+    hls_types: dict[str, str] | None = None,
 ) -> list[LayerDiff]:
-    """Per-layer mismatch counts for the matched layers, in Keras order (sizes must agree)."""
+    """Per-layer mismatch counts for the matched layers, in Keras order (sizes must agree).
+
+    hls4ml fuses the next layer's input quantizer into a layer's output type (``enc1_relu`` is
+    written in the quantized type that ``latent`` reads): a firmware value agrees when it equals the
+    Keras value or the Keras value converted to the firmware layer's type (``hls_types``).
+    """
     out = []
     for k_name, h_name in match_layers(keras_order, list(hls_outputs)):
         k = np.asarray(keras_outputs[k_name], dtype=np.float64).reshape(len(keras_outputs[k_name]), -1)
@@ -127,7 +160,10 @@ def compare_layers(
         if k.shape != h.shape:
             logger.debug("layer %s/%s: shapes %s and %s differ, not compared", k_name, h_name, k.shape, h.shape)
             continue
-        out.append(LayerDiff(k_name, h_name, int(k.size), int(np.sum(k != h))))
+        agree = k == h
+        if hls_types and h_name in hls_types:
+            agree |= quantize_cpp(k, hls_types[h_name]) == h
+        out.append(LayerDiff(k_name, h_name, int(k.size), int(np.sum(~agree))))
     return out
 
 
@@ -154,7 +190,8 @@ def trace_first_difference(model: Any, csim: Any, x: np.ndarray, project: int | 
     """Per-layer comparison of Keras and the C-sim trace hooks on the inputs ``x``."""
     _, hls_outputs = csim.trace(x, project)
     keras_outputs, order = keras_layer_outputs(model, x)
-    return compare_layers(keras_outputs, hls_outputs, order)
+    types = {lay["name"]: lay["cpp"] for lay in csim._meta(project)["trace_layers"]}
+    return compare_layers(keras_outputs, hls_outputs, order, types)
 
 
 # --------------------------------------------------------------------------- the run

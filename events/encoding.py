@@ -113,7 +113,7 @@ class Standardizer:
     @classmethod
     def fit(cls, particles: np.ndarray) -> Standardizer:
         x = schema.kinematics(particles).astype(np.float64)
-        mask = np.repeat(schema.present(particles), 3, axis=1)
+        mask = schema.input_mask(particles)
         count = np.maximum(mask.sum(axis=0), 1)
         mean = np.where(mask, x, 0.0).sum(axis=0) / count
         var = np.where(mask, (x - mean) ** 2, 0.0).sum(axis=0) / count
@@ -124,7 +124,7 @@ class Standardizer:
     def transform(self, particles: np.ndarray) -> np.ndarray:
         """(N, 19, 4) -> (N, 57) float32 standardized inputs, zero where the object is absent."""
         x = schema.kinematics(particles).astype(np.float64)
-        mask = np.repeat(schema.present(particles), 3, axis=1)
+        mask = schema.input_mask(particles)
         z = (x - np.asarray(self.mean)) / np.asarray(self.std)
         return np.where(mask, z, 0.0).astype(np.float32)
 

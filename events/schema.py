@@ -106,6 +106,18 @@ def present(particles: np.ndarray) -> np.ndarray:
     return particles[:, :, CLASS] != PADDING_CLASS
 
 
+def input_mask(particles: np.ndarray) -> np.ndarray:
+    """(N, 57) boolean mask of the model inputs that carry information.
+
+    An input is live when its object is present; MET's eta is always 0 by construction and is
+    never live. Models that mask (the energy models' noise and loss, the reference autoencoder's
+    error) use this one definition.
+    """
+    mask = np.repeat(present(particles), 3, axis=1)
+    mask[:, 3 * MET.first_slot + ETA] = False
+    return mask
+
+
 def ht(particles: np.ndarray) -> np.ndarray:
     """Scalar sum of jet pT per event."""
     return particles[:, JET.slots, PT].sum(axis=1)

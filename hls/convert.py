@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from l1ad.hls import postprocess, thresholds
+from l1ad.hls import estimate, postprocess, thresholds
 from l1ad.hls.target import FirmwareTarget
 from l1ad.quantization.fixed_point import FixedPoint
 
@@ -321,7 +321,12 @@ def build_project(
     stamp = postprocess.postprocess_project(out, target.namespace)
     meta = make_metadata(target, model_file, model_meta, io, trace_layers(hls_model), trigger, n_tb, stamp)
     meta["postprocessing"] = postprocessing
+    meta["estimate_layers"] = estimate.layer_features(hls_model)
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    if target.strategy == "distributed_arithmetic":
+        from l1ad.emulation.rtl import write_rtl
+
+        write_rtl(model, out)
     seconds = time.perf_counter() - t0
     logger.info("wrote %s (%s, %s) in %.1f s", out, target.strategy, target.part, seconds)
     return BuildResult(out, meta, seconds)

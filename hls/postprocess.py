@@ -1,7 +1,7 @@
 """Small pure fixes applied to the files hls4ml 1.3 writes, so that projects are reproducible and compile.
 
-* ``build_lib.sh`` carries a random ``uuid4`` stamp (hls4ml ``make_stamp``): replaced by a content
-  hash of the project, so the same model and target give byte-identical projects.
+* ``build_lib.sh`` and ``hls4ml_config.yml`` carry a random ``uuid4`` stamp (hls4ml ``make_stamp``):
+  replaced by a content hash of the project, so the same model and target give byte-identical projects.
 * ``hls4ml_config.yml`` records the absolute output directory and a path to ``keras_model.keras``
   (a zip with timestamps, removed): both replaced by project-relative names.
 * With a ``namespace``, hls4ml renames ``namespace nnet`` to the project namespace in
@@ -42,7 +42,9 @@ def fix_config_yml(text: str, output_dir: str) -> str:
     """Project-relative paths in ``hls4ml_config.yml`` (no absolute output dir, no model file)."""
     lines = []
     for line in text.splitlines(keepends=True):
-        if line.startswith("OutputDir:"):
+        if line.startswith("Stamp:"):
+            line = "Stamp: STAMP\n"  # the content hash, filled in by postprocess_project
+        elif line.startswith("OutputDir:"):
             line = "OutputDir: .\n"
         elif line.startswith("KerasModel:"):
             line = "KerasModel: null  # see metadata.json (model_file, model_sha256)\n"
@@ -83,4 +85,6 @@ def postprocess_project(project_dir: Path, namespace: str) -> str:
     build_lib = project_dir / "build_lib.sh"
     if build_lib.is_file():
         build_lib.write_text(fix_stamp(build_lib.read_text(), stamp))
+    if yml.is_file():
+        yml.write_text(yml.read_text().replace("Stamp: STAMP\n", f"Stamp: {stamp}\n"))
     return stamp

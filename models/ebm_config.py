@@ -44,7 +44,9 @@ class EBMConfig:
     grad_clip: float = 10.0
     val_fraction: float = 0.1
     max_val_events: int = 20_000
-    threads: int | None = 1  # torch.set_num_threads while training (None: leave as is); 1 = reproducible anywhere
+    threads: int | None = (
+        1  # torch.set_num_threads while training (None: leave as is); 1 = reproducible anywhere
+    )
     # --- scoring
     score_norm_levels: int = 2  # score_norm = mean over the lowest levels of sigma_l * ||s||
     gmm_components: int = 4

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import matplotlib
 import numpy as np
 
 from l1ad.events import schema
+from l1ad.events.io import atomic_path
 from l1ad.models.ebm_networks import model_score
 from l1ad.models.ebm_scores import LoadedEBM, load_model, prepare
 
@@ -62,18 +62,11 @@ def plot_attribution(
 
 
 def save_png(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` to a temp ``.png`` beside ``path``, ``os.replace`` it into place, close the figure."""
+    """Save ``fig`` atomically (temporary ``.png`` beside ``path``, then rename) and close it."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     logger.info("wrote %s", path)

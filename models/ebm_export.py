@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from l1ad.models.ebm_networks import EnergyNet, _gauss_legendre
+from l1ad.models.ebm_networks import EnergyNet, gauss_legendre
 from l1ad.models.ebm_scores import LoadedEBM, load_model
 
 logger = logging.getLogger(__name__)
@@ -32,34 +32,37 @@ class ScoringModule(nn.Module):
 
     def __init__(self, net: nn.Module, sigma: float, n_quadrature: int = 8) -> None:
         super().__init__()
-        self.net = net
-        self.sigma = float(sigma)
+        self.trunk = net.trunk
         self.is_energy = isinstance(net, EnergyNet)
-        nodes, weights = _gauss_legendre(n_quadrature)
+        # the noise embedding at the fixed sigma is a constant: computed once, not per call
+        sig = torch.full([1], float(sigma))
+        with torch.no_grad():
+            self.register_buffer("emb", net.trunk.sigma_emb(sig).detach().clone())
+        self.register_buffer("sigma_col", sig.unsqueeze(1))
+        nodes, weights = gauss_legendre(n_quadrature)
         self.nodes = nodes
         self.weights = weights
 
-    def _score(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.is_energy:
-            # grad mode must be on (the default): TorchScript has no torch.enable_grad
-            xg = x.detach().requires_grad_(True)
-            energy = self.net(xg, sigma, mask)
-            grads = torch.autograd.grad([energy.sum()], [xg])
-            grad = grads[0]
-            assert grad is not None
-            return -grad.detach()
-        return self.net(x, sigma, mask)
+    def _net(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.trunk.body(x, mask, self.emb, self.sigma_col)
+        return out.squeeze(1) if self.is_energy else out * mask
+
+    def _energy_and_score(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # grad mode must be on (the default): TorchScript has no torch.enable_grad
+        xg = x.detach().requires_grad_(True)
+        energy = self._net(xg, mask)
+        grads = torch.autograd.grad([energy.sum()], [xg])
+        grad = grads[0]
+        assert grad is not None
+        return energy.detach(), -grad.detach()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma = torch.full([x.shape[0]], self.sigma, dtype=x.dtype)
-        score = self._score(x, sigma, mask)
         if self.is_energy:
-            with torch.no_grad():
-                energy = self.net(x, sigma, mask)
-        else:
-            energy = torch.zeros([x.shape[0]], dtype=x.dtype)
-            for t, w in zip(self.nodes, self.weights):
-                energy = energy - w * (self._score(x * t, sigma, mask) * x * mask).sum(dim=1)
+            return self._energy_and_score(x, mask)
+        score = self._net(x, mask).detach()
+        energy = torch.zeros([x.shape[0]], dtype=x.dtype)
+        for t, w in zip(self.nodes, self.weights):  # noqa: B905 (TorchScript zip has no strict=)
+            energy = energy - w * (self._net(x * t, mask).detach() * x * mask).sum(dim=1)
         return energy, score
 
 
@@ -69,7 +72,9 @@ def scoring_module(model: str | Path | LoadedEBM) -> ScoringModule:
     return ScoringModule(model.net.eval(), model.sigma_min, model.config.energy_quadrature).eval()
 
 
-def export_torchscript(model: str | Path | LoadedEBM, path: str | Path | None = None) -> torch.jit.ScriptModule:
+def export_torchscript(
+    model: str | Path | LoadedEBM, path: str | Path | None = None
+) -> torch.jit.ScriptModule:
     """Script the scoring module; save it to ``path`` (default ``<model_dir>/scoring.ts``) if a dir is known."""
     scripted = torch.jit.script(scoring_module(model))
     if path is None and not isinstance(model, LoadedEBM):
@@ -118,5 +123,9 @@ def benchmark_latency(
             module(xb, mb)
             times[i] = time.perf_counter() - t0
         med = float(np.median(times)) * 1e3
-        out[bs] = {"ms_per_batch": med, "ms_per_event": med / bs, "p90_ms_per_batch": float(np.quantile(times, 0.9)) * 1e3}
+        out[bs] = {
+            "ms_per_batch": med,
+            "ms_per_event": med / bs,
+            "p90_ms_per_batch": float(np.quantile(times, 0.9)) * 1e3,
+        }
     return out

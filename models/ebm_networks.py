@@ -64,10 +64,16 @@ class Trunk(nn.Module):
         self.out = nn.Linear(hidden, n_out)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.in_proj(x * mask) + self.mask_proj(mask[:, 0::3]) + self.sigma_emb(sigma)
+        return self.body(x, mask, self.sigma_emb(sigma), sigma.unsqueeze(1))
+
+    def body(
+        self, x: torch.Tensor, mask: torch.Tensor, emb: torch.Tensor, sigma_col: torch.Tensor
+    ) -> torch.Tensor:
+        """The trunk given the noise embedding ``emb`` ((N or 1, hidden)) and ``sigma_col`` ((N or 1, 1))."""
+        h = self.in_proj(x * mask) + self.mask_proj(mask[:, 0::3]) + emb
         for block in self.blocks:
             h = h + block(nn.functional.silu(h))
-        return self.out(nn.functional.silu(h)) / sigma.unsqueeze(1)
+        return self.out(nn.functional.silu(h)) / sigma_col
 
 
 class EnergyNet(nn.Module):
@@ -107,7 +113,11 @@ def _as_sigma(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
 
 
 def model_score(
-    net: nn.Module, x: torch.Tensor, sigma: torch.Tensor | float, mask: torch.Tensor, create_graph: bool = False
+    net: nn.Module,
+    x: torch.Tensor,
+    sigma: torch.Tensor | float,
+    mask: torch.Tensor,
+    create_graph: bool = False,
 ) -> torch.Tensor:
     """Score s(x, sigma) of either network: ``-grad_x E`` (autograd) or the score network's output.
 
@@ -125,7 +135,9 @@ def model_score(
     return -grad if create_graph else -grad.detach()
 
 
-def model_energy(net: EnergyNet, x: torch.Tensor, sigma: torch.Tensor | float, mask: torch.Tensor) -> torch.Tensor:
+def model_energy(
+    net: EnergyNet, x: torch.Tensor, sigma: torch.Tensor | float, mask: torch.Tensor
+) -> torch.Tensor:
     """Energy E(x, sigma) (detached), (N,)."""
     with torch.no_grad():
         return net(x, _as_sigma(sigma, x), mask)
@@ -140,7 +152,7 @@ def path_integral_energy(
     ``n_points`` nodes along the straight line from the origin (the background mean in standardized
     units, padded entries fixed at 0). Exact for the energy network when the integrand is smooth.
     """
-    nodes, weights = (torch.as_tensor(a, dtype=x.dtype) for a in _gauss_legendre(n_points))
+    nodes, weights = (torch.as_tensor(a, dtype=x.dtype) for a in gauss_legendre(n_points))
     total = torch.zeros(x.shape[0], dtype=x.dtype)
     for t, w in zip(nodes, weights, strict=True):
         s = model_score(net, x * t, sigma, mask)
@@ -148,7 +160,7 @@ def path_integral_energy(
     return total
 
 
-def _gauss_legendre(n: int) -> tuple[list[float], list[float]]:
+def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
     import numpy as np
 
     nodes, weights = np.polynomial.legendre.leggauss(n)

@@ -74,7 +74,11 @@ def to_particles(x: np.ndarray, mask19: np.ndarray, mean: np.ndarray, std: np.nd
 
 
 def sample_like(
-    model: str | Path | LoadedEBM, background: np.ndarray, n_steps: int = 20, step_size: float = 2e-5, seed: int = 0
+    model: str | Path | LoadedEBM,
+    background: np.ndarray,
+    n_steps: int = 20,
+    step_size: float = 2e-5,
+    seed: int = 0,
 ) -> np.ndarray:
     """One sampled (19, 4) event per background event, with that event's object mask fixed."""
     model = load_model(model)
@@ -105,7 +109,9 @@ def classifier_two_sample_test(a: np.ndarray, b: np.ndarray, seed: int = 0) -> d
 
     feats = np.concatenate([a, b])
     labels = np.r_[np.zeros(len(a)), np.ones(len(b))]
-    x_tr, x_te, y_tr, y_te = train_test_split(feats, labels, test_size=0.5, random_state=seed, stratify=labels)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        feats, labels, test_size=0.5, random_state=seed, stratify=labels
+    )
     clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(x_tr, y_tr)
     prob = clf.predict_proba(x_te)[:, 1]
     correct = int(((prob > 0.5) == (y_te > 0.5)).sum())

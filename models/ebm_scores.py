@@ -75,7 +75,7 @@ def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Te
     if particles.ndim != 3 or particles.shape[1:] != (schema.N_OBJECTS, schema.N_FEATURES):
         raise ValueError(f"particles must have shape (N, 19, 4), got {particles.shape}")
     x = torch.from_numpy(standardizer.transform(particles))
-    mask = torch.from_numpy(np.repeat(schema.present(particles), 3, axis=1).astype(np.float32))
+    mask = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
     return x, mask
 
 
@@ -131,7 +131,11 @@ def batched_raw_scores(model: LoadedEBM, particles: np.ndarray) -> dict[str, np.
         x, mask = prepare(particles[start : start + bs], model.standardizer)
         parts.append(raw_scores(model, x, mask))
     if not parts:
-        return {"energy": np.zeros(0), "score_norm": np.zeros(0), "features": np.zeros((0, len(model.sigmas)))}
+        return {
+            "energy": np.zeros(0),
+            "score_norm": np.zeros(0),
+            "features": np.zeros((0, len(model.sigmas))),
+        }
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -141,7 +145,9 @@ def fit_gmm(features: np.ndarray, n_components: int, seed: int) -> dict[str, Any
 
     mean = features.mean(axis=0)
     std = np.where(features.std(axis=0) > 1e-12, features.std(axis=0), 1.0)
-    gmm = GaussianMixture(n_components=n_components, covariance_type="full", reg_covar=1e-4, random_state=seed)
+    gmm = GaussianMixture(
+        n_components=n_components, covariance_type="full", reg_covar=1e-4, random_state=seed
+    )
     gmm.fit((features - mean) / std)
     return {"gmm": gmm, "mean": mean, "std": std}
 
@@ -173,5 +179,14 @@ def teacher_scores(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> 
     """Positive teacher score ``max(energy + offset, TEACHER_FLOOR)`` for the L1 student, (N,) float64."""
     model = load_model(model_dir)
     offset = float(model.meta["teacher"]["offset"])
-    energy = batched_raw_scores(model, particles)["energy"] if len(particles) else np.zeros(0)
-    return np.maximum(energy + offset, TEACHER_FLOOR)
+    return np.maximum(batched_energy(model, particles) + offset, TEACHER_FLOOR)
+
+
+def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:
+    """The ``energy`` score alone (E at sigma_min), batched, (N,) float64."""
+    model.net.eval()
+    out = [np.zeros(0)]
+    for start in range(0, len(particles), model.config.score_batch):
+        x, mask = prepare(particles[start : start + model.config.score_batch], model.standardizer)
+        out.append(_energy(model, x, mask, model.sigma_min).double().numpy())
+    return np.concatenate(out)

@@ -49,7 +49,9 @@ def toy_events(n: int, seed: int = 0, anomalous: bool = False) -> np.ndarray:
         out[:, sl, schema.CLASS] = np.where(present, t.code, 0)
     # the pre-filter: leading lepton above 23 GeV (lift the leading muon/electron where needed)
     low = schema.leading_lepton_pt(out) <= schema.LEPTON_TRIGGER_PT
-    lead = np.where(out[:, schema.EGAMMA.first_slot, schema.PT] > 0, schema.EGAMMA.first_slot, schema.MUON.first_slot)
+    lead = np.where(
+        out[:, schema.EGAMMA.first_slot, schema.PT] > 0, schema.EGAMMA.first_slot, schema.MUON.first_slot
+    )
     out[np.nonzero(low)[0], lead[low], schema.PT] = schema.LEPTON_TRIGGER_PT + 1.0
     return out
 

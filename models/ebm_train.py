@@ -19,12 +19,9 @@ Determinism: a seeded ``torch.Generator`` drives shuffling and noise, network in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ import torch
 
 from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
+from l1ad.events.io import atomic_path, atomic_write_text, data_hash, read_events
 from l1ad.models.ebm_config import MODEL_NAMES, EBMConfig, load_config
 from l1ad.models.ebm_dsm import sigmas_for, training_loss, validation_loss
 from l1ad.models.ebm_networks import build_network, count_parameters
@@ -52,40 +50,10 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def read_background(path: str | Path) -> np.ndarray:
-    """(N, 19, 4) float32 events via ``l1ad.events.io.read_events`` (h5py ``Particles`` fallback)."""
-    try:
-        from l1ad.events.io import read_events
-    except ImportError:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return np.asarray(f[schema.DATASET_PARTICLES], dtype=np.float32)
-    return np.asarray(read_events(path), dtype=np.float32)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, write: Any, suffix: str = "") -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix or path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def _write_pickle(path: Path, obj: Any) -> None:
@@ -129,15 +97,13 @@ def train_model(
     model_dir = Path(out) / f"{name}-float"
     model_dir.mkdir(parents=True, exist_ok=True)
 
-    particles = read_background(background)
-    if max_events is not None:
-        particles = particles[:max_events]
+    particles = read_events(background, stop=max_events)
     if len(particles) < 2:
         raise ValueError(f"{background}: need at least 2 events, got {len(particles)}")
     train_idx, val_idx = _split(len(particles), cfg, seed)
     standardizer = Standardizer.fit(particles[train_idx])
     x_all = torch.from_numpy(standardizer.transform(particles))
-    m_all = torch.from_numpy(np.repeat(schema.present(particles), 3, axis=1).astype(np.float32))
+    m_all = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
     x_tr, m_tr, x_va, m_va = x_all[train_idx], m_all[train_idx], x_all[val_idx], m_all[val_idx]
     sigmas = sigmas_for(cfg)
 
@@ -176,7 +142,7 @@ def train_model(
         "config": cfg.to_dict(),
         "seed": seed,
         "data": str(background),
-        "data_sha256": file_sha256(background),
+        "data_sha256": data_hash(particles),
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "sigmas": [float(s) for s in sigmas],
@@ -186,9 +152,9 @@ def train_model(
         "torch": torch.__version__,
     }
     _atomic_write(model_dir / MODEL_FILE, lambda tmp: torch.save(net.state_dict(), tmp))
-    _write_text(model_dir / STANDARDIZER_FILE, json.dumps({"mean": standardizer.mean, "std": standardizer.std}))
+    standardizer.save(model_dir / STANDARDIZER_FILE)
     _write_pickle(model_dir / GMM_FILE, gmm)
-    _write_text(model_dir / META_FILE, json.dumps(meta, indent=1))
+    atomic_write_text(model_dir / META_FILE, json.dumps(meta, indent=1))
     logger.info("wrote %s (best epoch %d, val DSM %s)", model_dir, best_epoch, metrics["best_val_dsm"])
     return model_dir
 
@@ -221,13 +187,22 @@ def _fit(
     ckpt_path = model_dir / CHECKPOINT_FILE
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["name"] != name or _resumable(ckpt["config"]) != _resumable(cfg.to_dict()) or ckpt["seed"] != seed:
+        if (
+            ckpt["name"] != name
+            or _resumable(ckpt["config"]) != _resumable(cfg.to_dict())
+            or ckpt["seed"] != seed
+        ):
             raise ValueError(f"{ckpt_path}: checkpoint was written with another model/config/seed")
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])
         history, best_state, best_val = ckpt["history"], ckpt["best_state"], ckpt["best_val"]
-        best_epoch, stale, start_epoch, train_time = ckpt["best_epoch"], ckpt["stale"], ckpt["epoch"], ckpt["time"]
+        best_epoch, stale, start_epoch, train_time = (
+            ckpt["best_epoch"],
+            ckpt["stale"],
+            ckpt["epoch"],
+            ckpt["time"],
+        )
         logger.info("resuming %s from epoch %d", name, start_epoch)
     n = x_tr.shape[0]
     n_batches = (n + cfg.batch_size - 1) // cfg.batch_size

@@ -45,7 +45,7 @@ def test_out_of_range_inputs_saturate():
 def test_standardizer_masks_padding_and_round_trips(tmp_path, particles):
     st = encoding.Standardizer.fit(particles)
     z = st.transform(particles)
-    mask = np.repeat(schema.present(particles), 3, axis=1)
+    mask = schema.input_mask(particles)
     assert (z[~mask] == 0).all()
     real = z[:, 3:6][mask[:, 3:6][:, 0]]  # e1 over events that have one
     assert abs(real[:, 0].mean()) < 1e-5 and real[:, 0].std() == pytest.approx(1.0, rel=1e-4)

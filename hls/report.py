@@ -1,0 +1,214 @@
+"""Latency/resource report of a firmware project against the target's budgets.
+
+Sources, always labelled, first available is the primary one:
+
+1. ``vendor``: Vivado/Vitis HLS C-synthesis (and Vivado utilization) reports in the project
+   (:func:`l1ad.reports.vendor.find_vendor_reports`);
+2. ``yosys``: open-source synthesis of the da4ml Verilog of distributed-arithmetic targets, latency
+   from the da4ml pipeline stages at the clock (an estimate of a Vivado result), followed by
+   ``da4ml estimate`` (da4ml's own LUT cost of the adder graph);
+3. ``model estimate``: :mod:`l1ad.hls.estimate` for Latency-strategy projects (ESTIMATE).
+
+Budgets (one pass/fail line each): II <= ``ii_budget_ns``, latency <= ``latency_budget_ns``,
+LUT <= ``resource_budget_fraction`` of the part, and DSP = 0 when ``require_zero_dsp``.
+All functions except :func:`make_report`/:func:`write_report` are pure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from l1ad.hls import estimate
+from l1ad.reports.parts import part_resources
+from l1ad.reports.vendor import find_vendor_reports
+
+logger = logging.getLogger(__name__)
+
+RESOURCES = ("LUT", "FF", "DSP", "BRAM_18K")
+
+
+def from_vendor(vendor: dict[str, Any], clock_period_ns: float) -> dict[str, Any]:
+    """Normalize parsed vendor reports: csynth latency/II, Vivado utilization if present, else csynth."""
+    cs = vendor.get("csynth") or {}
+    clock = cs.get("target_clock_ns") or clock_period_ns
+    lat = cs.get("latency_worst_cycles")
+    ii = cs.get("interval_max")
+    if vendor.get("vivado_synth"):
+        res = {k: v["used"] for k, v in vendor["vivado_synth"]["resources"].items() if k in RESOURCES}
+        res_from = "Vivado synthesis (report_utilization)"
+    else:
+        res = {k: cs.get("resources", {}).get(k) for k in RESOURCES}
+        res_from = f"{vendor.get('tool') or 'HLS'} C-synthesis estimate"
+    return {
+        "source": "vendor",
+        "label": f"vendor: {vendor.get('tool') or 'HLS'} {cs.get('tool_version') or ''}".strip(),
+        "latency_cycles": lat,
+        "latency_ns": None if lat is None else lat * clock,
+        "ii_cycles": ii,
+        "ii_ns": None if ii is None else ii * clock,
+        "clock_ns": clock,
+        "estimated_clock_ns": cs.get("estimated_clock_ns"),
+        "resources": res,
+        "resources_from": res_from,
+        "files": vendor.get("files", []),
+    }
+
+
+def from_yosys(yosys: dict[str, Any], rtl: dict[str, Any]) -> dict[str, Any]:
+    """Yosys cell counts + da4ml pipeline: latency = stages x clock, II = 1 cycle (fully pipelined)."""
+    clock = rtl["clock_period_ns"]
+    return {
+        "source": "yosys",
+        "label": f"yosys synth_xilinx ({yosys.get('version', 'yosys')}), da4ml pipeline: ESTIMATE of Vivado",
+        "latency_cycles": rtl["stages"],
+        "latency_ns": rtl["stages"] * clock,
+        "ii_cycles": 1,
+        "ii_ns": clock,
+        "clock_ns": clock,
+        "resources": {k: yosys.get(k, 0) for k in RESOURCES},
+        "carry": yosys.get("CARRY"),
+        "da4ml_estimate_luts": rtl.get("cost_luts"),
+        "da4ml_reg_bits": rtl.get("reg_bits"),
+    }
+
+
+def from_da4ml(rtl: dict[str, Any]) -> dict[str, Any]:
+    """da4ml's own numbers: LUT cost of the adder graph, pipeline registers, stages at the clock."""
+    clock = rtl["clock_period_ns"]
+    return {
+        "source": "da4ml estimate",
+        "label": "da4ml adder-graph estimate: ESTIMATE",
+        "latency_cycles": rtl["stages"],
+        "latency_ns": rtl["stages"] * clock,
+        "ii_cycles": 1,
+        "ii_ns": clock,
+        "clock_ns": clock,
+        "resources": {"LUT": int(round(rtl["cost_luts"])), "FF": rtl.get("reg_bits"), "DSP": 0, "BRAM_18K": 0},
+    }
+
+
+def budget_checks(row: dict[str, Any], budgets: dict[str, Any], available: dict[str, int]) -> list[dict[str, Any]]:
+    """Pass/fail per budget for one source row (unknown values fail, with the reason)."""
+    checks = []
+
+    def check(name: str, value: float | None, limit: float, unit: str) -> None:
+        ok = value is not None and value <= limit
+        checks.append({"budget": name, "value": value, "limit": limit, "unit": unit, "pass": bool(ok)})
+
+    check("II", row.get("ii_ns"), budgets["ii_ns"], "ns")
+    check("latency", row.get("latency_ns"), budgets["latency_ns"], "ns")
+    lut = row["resources"].get("LUT")
+    frac = None if lut is None or not available.get("LUT") else lut / available["LUT"]
+    check("LUT fraction", frac, budgets["resource_fraction"], "of part")
+    if budgets.get("require_zero_dsp"):
+        check("DSP", row["resources"].get("DSP"), 0, "DSP")
+    return checks
+
+
+def percentages(resources: dict[str, Any], available: dict[str, int]) -> dict[str, float | None]:
+    return {
+        k: (None if resources.get(k) is None or not available.get(k) else 100.0 * resources[k] / available[k])
+        for k in RESOURCES
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The human report: one table row per source, one budget line per check of the primary source."""
+    lines = [
+        f"# Firmware report: {report['target']}",
+        "",
+        f"Part {report['part']}, clock {report['clock_period_ns']:g} ns, strategy {report['strategy']}, "
+        f"model sha256 {report['model_sha256'][:12]}.",
+        "",
+        "| source | latency (cycles) | latency (ns) | II (cycles) | II (ns) | LUT | FF | DSP | BRAM_18K |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(v: Any, pct: float | None = None) -> str:
+        if v is None:
+            return "?"
+        text = f"{v:g}" if isinstance(v, float) else str(v)
+        return f"{text} ({pct:.3f}%)" if pct is not None else text
+
+    for row in report["sources"]:
+        pct = row.get("percent", {})
+        res = row["resources"]
+        lines.append(
+            f"| {row['label']} | {fmt(row['latency_cycles'])} | {fmt(row['latency_ns'])} | {fmt(row['ii_cycles'])} "
+            f"| {fmt(row['ii_ns'])} | " + " | ".join(fmt(res.get(k), pct.get(k)) for k in RESOURCES) + " |"
+        )
+    lines += ["", f"Budgets (primary source: {report['primary']}):", ""]
+    for c in report["budgets"]:
+        value = "?" if c["value"] is None else f"{c['value']:.4g}"
+        lines.append(f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})")
+    lines += ["", f"Overall: {'PASS' if report['pass'] else 'FAIL'}", ""]
+    return "\n".join(lines)
+
+
+def assemble(meta: dict[str, Any], rows: list[dict[str, Any]], available: dict[str, int]) -> dict[str, Any]:
+    """The report dict from project metadata and source rows (primary = first row)."""
+    if not rows:
+        raise ValueError("no report source available")
+    for row in rows:
+        row["percent"] = percentages(row["resources"], available)
+    checks = budget_checks(rows[0], meta["budgets"], available)
+    return {
+        "target": meta["target"],
+        "part": meta["part"],
+        "clock_period_ns": meta["clock_period_ns"],
+        "strategy": meta["strategy"],
+        "model_sha256": meta["model_sha256"],
+        "available": available,
+        "primary": rows[0]["source"],
+        "sources": rows,
+        "budgets": checks,
+        "pass": all(c["pass"] for c in checks),
+    }
+
+
+def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
+    """Collect every available source for a project and check the budgets."""
+    from l1ad.hls.convert import read_metadata
+
+    meta = read_metadata(project_dir)
+    try:
+        available = part_resources(meta["part"]).as_dict()
+    except KeyError:
+        logger.warning("part %s not in l1ad.reports.parts: percentages unknown", meta["part"])
+        available = {}
+    rows = []
+    vendor = find_vendor_reports(project_dir)
+    if vendor is not None:
+        rows.append(from_vendor(vendor, meta["clock_period_ns"]))
+        if not available and vendor.get("csynth"):
+            available = dict(vendor["csynth"]["available"])
+    rtl_summary = _rtl_summary(project_dir)
+    if rtl_summary is not None and run_yosys:
+        if shutil.which("yosys") is None:
+            logger.warning("yosys not found: no open-source synthesis estimate for %s", meta["target"])
+        else:
+            from l1ad.hls.yosys import run_yosys as _run
+
+            rows.append(from_yosys(_run(project_dir, meta["part"]), rtl_summary))
+    if rtl_summary is not None:
+        rows.append(from_da4ml(rtl_summary))
+    if meta["strategy"] == "Latency" or not rows:
+        rows.append(estimate.estimate(meta["estimate_layers"], meta["clock_period_ns"], meta["reuse_factor"]))
+    return assemble(meta, rows, available)
+
+
+def _rtl_summary(project_dir: Path) -> dict[str, Any] | None:
+    path = Path(project_dir) / "rtl" / "l1ad_summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_report(project_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    """Save ``report.json`` and ``report.md`` in the project directory."""
+    js, md = Path(project_dir) / "report.json", Path(project_dir) / "report.md"
+    js.write_text(json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
+    md.write_text(render_markdown(report))
+    return js, md

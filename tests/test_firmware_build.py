@@ -1,0 +1,149 @@
+"""hls4ml project generation: complete, reproducible projects; metadata; reports; the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import shutil
+from pathlib import Path
+
+import pytest
+from l1ad.hls.convert import build_project, read_metadata
+from l1ad.hls.estimate import csd_digits, estimate
+from l1ad.hls.report import budget_checks, make_report, render_markdown, write_report
+
+fm = runpy.run_path(str(Path(__file__).parent / "fixtures" / "firmware_models.py"))["load"]()
+VENDOR = Path(__file__).parent / "data" / "vendor_reports"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_latency_project_is_complete() -> None:
+    project = fm.project("Latency")
+    meta = read_metadata(project)
+    ns = meta["namespace"]
+    for name in ("build_prj.tcl", "project.tcl", f"firmware/{meta['project_name']}.cpp", "firmware/parameters.h",
+                 "firmware/defines.h", f"firmware/{ns}_thresholds.h", "tb_data/tb_input_features.dat",
+                 "tb_data/tb_output_predictions.dat", "metadata.json", "hls4ml_config.yml"):  # fmt: skip
+        assert (project / name).is_file(), name
+    assert len((project / "tb_data" / "tb_input_features.dat").read_text().splitlines()) == 32
+    assert f"namespace {ns} {{" in (project / "firmware" / f"{meta['project_name']}.cpp").read_text()
+    assert "set part \"xcvu13p-flga2577-2-e\"" in (project / "project.tcl").read_text()
+    assert meta["model_sha256"] == __import__("hashlib").sha256((fm.model_dir() / "model.keras").read_bytes()).hexdigest()
+    assert meta["data_sha256"] == "ab" * 32
+    assert meta["input"]["cpp"].startswith("ap_fixed<13,6") and meta["output"]["size"] == 1
+    assert set(meta["versions"]) == {"hls4ml", "hgq2", "da4ml", "keras"}
+    assert [t["rate_khz"] for t in meta["thresholds"]] == [5000.0, 500.0, 50.0, 5.0]
+    # no absolute build paths in generated files (metadata.json records the target's own paths)
+    generated = [p for p in project.rglob("*") if p.is_file() and p.name != "metadata.json" and "csim" not in p.parts]
+    assert str(fm.root()) not in "".join(p.read_text(errors="replace") for p in generated)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("strategy", "kind"), [("Latency", "ae"), ("distributed_arithmetic", "tiny")])
+def test_same_model_same_target_gives_identical_bytes(tmp_path: Path, strategy: str, kind: str) -> None:
+    first = fm.project(strategy, kind)
+    second = build_project(fm.target(strategy, kind), tmp_path / "again", model=fm.keras_model(kind)).project_dir
+    a, b = _files(first), _files(second)
+    a = {k: v for k, v in a.items() if not k.startswith(("csim/", "yosys/"))}
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+    if strategy == "distributed_arithmetic":
+        assert any(k.startswith("rtl/src/") and k.endswith(".v") for k in a)
+
+
+# --------------------------------------------------------------------------- reports
+def test_csd_digits() -> None:
+    assert [csd_digits(n) for n in (0, 1, 2, 3, 7, 15, 5, -7, 85)] == [0, 1, 1, 2, 2, 2, 2, 2, 4]
+
+
+def test_budget_checks_pure() -> None:
+    row = {"ii_ns": 4.0, "latency_ns": 60.0, "resources": {"LUT": 30000, "DSP": 2}}
+    budgets = {"ii_ns": 25.0, "latency_ns": 50.0, "resource_fraction": 0.02, "require_zero_dsp": True}
+    checks = {c["budget"]: c["pass"] for c in budget_checks(row, budgets, {"LUT": 1_728_000})}
+    assert checks == {"II": True, "latency": False, "LUT fraction": True, "DSP": False}
+
+
+@pytest.mark.slow
+def test_model_estimate_is_labelled(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(fm.project("Latency"), project, ignore=shutil.ignore_patterns("csim"))
+    report = make_report(project)
+    assert report["primary"] == "model estimate"
+    row = report["sources"][0]
+    assert "ESTIMATE" in row["label"] and row["latency_cycles"] >= 1 and row["resources"]["LUT"] > 0
+    md = render_markdown(report)
+    assert "ESTIMATE" in md and "II" in md and ("PASS" in md or "FAIL" in md)
+    js, mdp = write_report(project, report)
+    assert json.loads(js.read_text())["primary"] == "model estimate" and mdp.is_file()
+    meta = read_metadata(project)
+    slow, fast = estimate(meta["estimate_layers"], 25.0), estimate(meta["estimate_layers"], 2.5)
+    assert slow["critical_path_ns"] == fast["critical_path_ns"] > 0
+    assert slow["latency_cycles"] == -(-slow["critical_path_ns"] // 25.0) < fast["latency_cycles"]
+
+
+@pytest.mark.slow
+def test_report_on_vendor_reports(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(fm.project("Latency"), project, ignore=shutil.ignore_patterns("csim"))
+    report_dir = project / "myproject_prj" / "solution1" / "syn" / "report"
+    report_dir.mkdir(parents=True)
+    for name in ("myproject_csynth.xml", "myproject_csynth.rpt"):
+        shutil.copyfile(VENDOR / "vivado_hls_2020.1" / name, report_dir / name)
+    shutil.copyfile(VENDOR / "vivado_hls_2020.1" / "vivado_hls.app", project / "myproject_prj" / "vivado_hls.app")
+    shutil.copyfile(VENDOR / "vivado_hls_2020.1" / "vivado_synth.rpt", project / "vivado_synth.rpt")
+    report = make_report(project)
+    assert [r["source"] for r in report["sources"]] == ["vendor", "model estimate"]
+    vendor = report["sources"][0]
+    assert vendor["label"].startswith("vendor: Vivado HLS")
+    assert vendor["resources_from"].startswith("Vivado synthesis")
+    assert vendor["latency_ns"] == vendor["latency_cycles"] * vendor["clock_ns"]
+    assert {c["budget"] for c in report["budgets"]} == {"II", "latency", "LUT fraction"}
+    lut_pct = vendor["percent"]["LUT"]
+    assert lut_pct == pytest.approx(100 * vendor["resources"]["LUT"] / 1_728_000)
+
+
+@pytest.mark.slow
+def test_report_on_vitis_layout(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(fm.project("Latency"), project, ignore=shutil.ignore_patterns("csim"))
+    shutil.copytree(VENDOR / "vitis_hls_2024.1", project / "Topo2A_AD_proj_prj")
+    vendor = make_report(project)["sources"][0]
+    assert (vendor["source"], vendor["latency_cycles"], vendor["ii_cycles"]) == ("vendor", 0, 1)
+    assert vendor["resources"] == {"LUT": 44405, "FF": 838, "DSP": 42, "BRAM_18K": 0}
+
+
+# --------------------------------------------------------------------------- CLI
+def _cli(*argv: str) -> int:
+    from l1ad.cli import firmware
+
+    parser = argparse.ArgumentParser()
+    firmware.add_args(parser.add_subparsers(dest="command"))
+    return firmware.main(parser.parse_args(["firmware", *argv]))
+
+
+@pytest.mark.slow
+@pytest.mark.allow_error_logs
+def test_cli_build_emulate_report(tmp_path: Path, capsys) -> None:
+    target = fm.target("Latency", "tiny", name="cli_tiny")
+    path = target.save(tmp_path)
+    assert _cli("build", str(path)) == 0
+    project = tmp_path / "cli_tiny"
+    assert (project / "metadata.json").is_file()
+    scores = tmp_path / "scores.npy"
+    assert _cli("emulate", str(path), "--out", str(scores), "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "0 score mismatches" in out and "BIT-EXACT" in out
+    assert __import__("numpy").load(scores).shape == (3000, 1)
+    assert _cli("report", str(path)) == 0
+    assert "ESTIMATE" in (project / "report.md").read_text()
+    # the same project against a different model: non-zero exit, first differing layer named
+    other = fm.model_dir("tiny", seed=2)
+    path.write_text(path.read_text().replace(str(fm.model_dir("tiny")), str(other)))
+    assert _cli("emulate", str(path), "--no-progress", "--limit", "500") == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "first layer that differs: proj" in out

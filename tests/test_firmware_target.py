@@ -1,0 +1,140 @@
+"""Firmware target YAML files: validation, defaults, save/load round trip, thresholds header."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from l1ad.hls.target import FirmwareTarget, default_namespace, find_target
+from l1ad.hls.thresholds import (
+    Threshold,
+    find_rate_tables,
+    fires,
+    make_thresholds,
+    read_rate_table,
+    threshold_int,
+    thresholds_header,
+)
+from l1ad.quantization.fixed_point import FixedPoint
+
+SCORE = FixedPoint(k=1, i=8, f=6)  # ap_fixed<15,9>
+
+
+def test_defaults_and_round_trip(tmp_path: Path) -> None:
+    t = FirmwareTarget(name="ae_compact", model="runs/default/ae_compact-hgq", thresholds_from="runs/x/evaluation.json")
+    assert (t.backend, t.strategy, t.io_type, t.reuse_factor) == ("Vitis", "Latency", "io_parallel", 1)
+    assert (t.ii_budget_ns, t.latency_budget_ns) == (25.0, 50.0)
+    assert t.namespace == "l1ad_ae_compact" and t.project_name == "l1ad_ae_compact_top"
+    path = t.save(tmp_path)
+    assert path == tmp_path / "ae_compact.yaml"
+    assert FirmwareTarget.load(path) == t
+    da = FirmwareTarget(name="da", model="/abs/model", strategy="distributed_arithmetic", backend="Vivado",
+                        part="xc7vx690tffg1927-2", clock_period_ns=2.778, namespace="my_ns", require_zero_dsp=True)  # fmt: skip
+    assert FirmwareTarget.load(da.save(tmp_path)) == da
+    assert find_target(path) == path
+
+
+def test_integers_in_yaml_become_floats(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("model: m\nclock_period_ns: 25\nii_budget_ns: 25\n")
+    t = FirmwareTarget.load(tmp_path / "t.yaml")
+    assert t.clock_period_ns == 25.0 and isinstance(t.clock_period_ns, float)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("model: m\nclock: 5\n", "clock"),
+        ("backend: Vitis\n", "model"),
+        ("model: m\nbackend: Quartus\n", "backend"),
+        ("model: m\nstrategy: Resource\n", "strategy"),
+        ("model: m\nreuse_factor: 0\n", "reuse_factor"),
+        ("model: m\nreuse_factor: 1.5\n", "reuse_factor"),
+        ("model: m\nclock_period_ns: -1\n", "clock_period_ns"),
+        ("model: m\nclock_period_ns: fast\n", "clock_period_ns"),
+        ("model: m\nresource_budget_fraction: 2\n", "resource_budget_fraction"),
+        ("model: m\nnamespace: 1bad\n", "namespace"),
+        ("model: m\nnamespace: nnet\n", "namespace"),
+        ("model: m\nio_type: io_stream\n", "io_type"),
+        ("model: m\nrequire_zero_dsp: 1\n", "require_zero_dsp"),
+        ("model: ''\n", "model"),
+    ],
+)
+def test_invalid_targets_name_file_and_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"bad\.yaml.*'{key}'"):
+        FirmwareTarget.load(path)
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="x.yaml"):
+        FirmwareTarget.load(tmp_path / "x.yaml")
+
+
+def test_default_namespace() -> None:
+    assert default_namespace("ae-compact.v2") == "l1ad_ae_compact_v2"
+
+
+def test_checked_in_targets_are_valid() -> None:
+    for path in sorted((Path(__file__).parent.parent / "firmware_projects").glob("*.yaml")):
+        assert FirmwareTarget.load(path).name == path.stem
+
+
+# --------------------------------------------------------------------------- thresholds
+def test_threshold_int_consistent_with_python_decision() -> None:
+    rng = np.random.default_rng(0)
+    scores = SCORE.from_int(np.arange(SCORE.int_min, SCORE.int_max + 1))  # every representable score
+    values = np.concatenate([rng.uniform(-300, 300, 200), scores[::97], [SCORE.max, SCORE.min, 1e9, -1e9, 0.0]])
+    for v in values:
+        raw = threshold_int(float(v), SCORE)
+        assert SCORE.int_min <= raw <= SCORE.int_max
+        python = scores > v
+        firmware = np.arange(SCORE.int_min, SCORE.int_max + 1) > raw
+        if v >= SCORE.min:  # below the range only the minimum score differs (documented)
+            np.testing.assert_array_equal(firmware, python)
+    assert threshold_int(1.0, SCORE) == 64 and threshold_int(1.01, SCORE) == 64 and threshold_int(0.99, SCORE) == 63
+    assert threshold_int(math.inf, SCORE) == SCORE.int_max
+    with pytest.raises(ValueError):
+        threshold_int(math.nan, SCORE)
+
+
+def test_fires_is_strictly_greater() -> None:
+    np.testing.assert_array_equal(fires(np.array([1.0, 2.0, 3.0]), 2.0)[:, 0], [False, False, True])
+
+
+def test_rate_tables_found_by_model_name(tmp_path: Path) -> None:
+    rows = [{"target_rate_khz": 10.0, "threshold": 3.3, "resolved": True}, {"target_rate_khz": 1.0, "threshold": None, "resolved": False}]
+    doc = {"models": {"a": {"rates": rows}, "b": {"rates": [{"target_rate_khz": 5, "threshold": 1.0}]}}}
+    assert set(find_rate_tables(doc)) == {"/models/a/rates", "/models/b/rates"}
+    path = tmp_path / "evaluation.json"
+    path.write_text(__import__("json").dumps(doc))
+    assert read_rate_table(path, ("a",)) == rows
+    with pytest.raises(ValueError, match="2 rate tables"):
+        read_rate_table(path, ("zzz",))
+    assert make_thresholds(rows, SCORE) == (Threshold(10.0, 3.3, 211),)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_thresholds_header_compiles_and_decides_like_python(tmp_path: Path) -> None:
+    ap_types = Path(__import__("hls4ml").__file__).parent / "templates" / "vivado" / "ap_types"
+    ts = (Threshold(50.0, 12.34, threshold_int(12.34, SCORE)), Threshold(5.0, -0.5, threshold_int(-0.5, SCORE)))
+    (tmp_path / "l1ad_t_thresholds.h").write_text(thresholds_header(ts, SCORE, "l1ad_t"))
+    raws = np.arange(SCORE.int_min, SCORE.int_max + 1, 7)
+    (tmp_path / "main.cpp").write_text(
+        '#include <cstdio>\n#include "l1ad_t_thresholds.h"\nint main(){\n'
+        f"  for (long r = {raws[0]}; r <= {raws[-1]}; r += 7) {{\n"
+        "    l1ad_t::trigger_score_t s; s.range(14, 0) = ap_int<15>(r);\n"
+        '    std::printf("%d%d\\n", l1ad_t::fires(s, l1ad_t::RATE_50KHZ), l1ad_t::fires(s, l1ad_t::RATE_5KHZ));\n'
+        "  }\n}\n"
+    )
+    exe = tmp_path / "main"
+    subprocess.run(["g++", "-std=c++17", "-w", "-I", str(ap_types), str(tmp_path / "main.cpp"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    cpp = np.array([[c == "1" for c in line] for line in out])
+    python = fires(SCORE.from_int(raws), np.array([12.34, -0.5]))
+    np.testing.assert_array_equal(cpp, python)
