@@ -22,18 +22,27 @@ def add_args(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("target", help="target name (firmware_projects/<name>.yaml) or path to a target YAML")
-        q.add_argument("--project", type=Path, default=None, help="project directory (default: next to the YAML)")
+        q.add_argument(
+            "--project", type=Path, default=None, help="project directory (default: next to the YAML)"
+        )
+        q.add_argument(
+            "--run-dir", type=Path, default=None, help="resolve the target's relative paths in this run dir"
+        )
 
     b = sub.add_parser("build", help="convert the model and write the HLS project")
     common(b)
     e = sub.add_parser("emulate", help="C-simulate every event and compare with the Keras model")
     common(e)
-    e.add_argument("--events", type=Path, default=None, help="events file (.h5 Particles or .npy); default: target's")
+    e.add_argument(
+        "--events", type=Path, default=None, help="events file (.h5 Particles or .npy); default: target's"
+    )
     e.add_argument("--out", type=Path, default=None, help="write the firmware scores here (.npy)")
     e.add_argument("--chunk", type=int, default=65536, help="events per C-sim call")
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
     e.add_argument("--threads", type=int, default=None, help="C-sim threads (default: all cores)")
-    e.add_argument("--rtl", action="store_true", help="DA targets: also simulate the da4ml Verilog with Verilator")
+    e.add_argument(
+        "--rtl", action="store_true", help="DA targets: also simulate the da4ml Verilog with Verilator"
+    )
     e.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("report", help="latency/resources vs budgets (report.json, report.md)")
     common(r)
@@ -48,47 +57,60 @@ def main(args: argparse.Namespace) -> int:
     target, path = load_target(args.target)
     project = args.project or project_dir(target, path)
     command = {"build": _build, "emulate": _emulate, "report": _report}[args.firmware_command]
-    return command(args, target, project, None)  # relative paths: from the repository root
+    return command(args, target, project, args.run_dir)  # None: relative paths from the repository root
 
 
-def _build(args, target, project: Path, base) -> int:
+def _build(args, target, project: Path, run_dir) -> int:
     from l1ad.hls.convert import build_project
 
-    result = build_project(target, project, base_dir=base)
+    result = build_project(target, project, run_dir=run_dir)
     meta = result.metadata
     print(f"{target.name}: wrote {project} in {result.seconds:.1f} s")
-    print(f"  input {meta['input']['cpp']} x{meta['input']['size']} -> output {meta['output']['cpp']} x{meta['output']['size']}")
+    print(
+        f"  input {meta['input']['cpp']} x{meta['input']['size']} -> output {meta['output']['cpp']} x{meta['output']['size']}"
+    )
     print(f"  {target.strategy}, {target.part} @ {target.clock_period_ns:g} ns, namespace {target.namespace}")
     for t in meta["thresholds"]:
         print(f"  threshold {t['rate_khz']:g} kHz: score > {t['value']:g} (raw {t['raw']})")
     return 0
 
 
-def _emulate(args, target, project: Path, base) -> int:
+def _emulate(args, target, project: Path, run_dir) -> int:
     from l1ad.emulation import events_file
     from l1ad.emulation.compare import emulate
     from l1ad.emulation.csim import CSim
     from l1ad.hls.convert import load_firmware_model, read_metadata
 
-    events = args.events or target.resolve(target.events, base)
+    events = args.events or target.resolve(target.events, run_dir)
     if events is None:
         print("no events: pass --events or set 'events' in the target", file=sys.stderr)
         return 2
     meta = read_metadata(project)
-    model, _ = load_firmware_model(target.resolve(target.model, base))
+    model, _ = load_firmware_model(target.resolve(target.model, run_dir))
     csim = CSim(project)
     n_total = events_file.count_events(events)
     if args.limit is not None:
         n_total = min(n_total, args.limit)
     chunks = events_file.iter_inputs(events, chunk=args.chunk, limit=args.limit)
-    result = emulate(csim, model, chunks, chunk=args.chunk, progress=not args.no_progress, scores_out=args.out, n_total=n_total)
+    result = emulate(
+        csim,
+        model,
+        chunks,
+        chunk=args.chunk,
+        progress=not args.no_progress,
+        scores_out=args.out,
+        n_total=n_total,
+        n_threads=args.threads,
+    )
     print(result.summary())
     out = result.to_dict()
     rc = 0 if result.ok else 1
     if args.rtl:
         rtl = _rtl_check(project, meta, events, args.limit, csim)
         out["rtl"] = rtl
-        print(f"RTL (Verilator): {rtl['n_events']} events, {rtl['n_mismatch']} mismatches vs C-sim ({rtl['events_per_second']:,.0f} events/s)")
+        print(
+            f"RTL (Verilator): {rtl['n_events']} events, {rtl['n_mismatch']} mismatches vs C-sim ({rtl['events_per_second']:,.0f} events/s)"
+        )
         rc = rc or int(rtl["n_mismatch"] > 0)
     (project / "emulation.json").write_text(json.dumps(out, indent=1, sort_keys=True, default=str) + "\n")
     return rc
@@ -115,7 +137,7 @@ def _rtl_check(project: Path, meta: dict, events: Path, limit: int | None, csim)
     return {"n_events": n, "n_mismatch": bad, "events_per_second": n / seconds if seconds else 0.0}
 
 
-def _report(args, target, project: Path, base) -> int:
+def _report(args, target, project: Path, run_dir) -> int:
     from l1ad.hls.report import make_report, render_markdown, write_report
 
     report = make_report(project, run_yosys=not args.no_yosys)

@@ -158,7 +158,9 @@ def compare_layers(
         k = np.asarray(keras_outputs[k_name], dtype=np.float64).reshape(len(keras_outputs[k_name]), -1)
         h = np.asarray(hls_outputs[h_name], dtype=np.float64)
         if k.shape != h.shape:
-            logger.debug("layer %s/%s: shapes %s and %s differ, not compared", k_name, h_name, k.shape, h.shape)
+            logger.debug(
+                "layer %s/%s: shapes %s and %s differ, not compared", k_name, h_name, k.shape, h.shape
+            )
             continue
         agree = k == h
         if hls_types and h_name in hls_types:
@@ -205,6 +207,7 @@ def emulate(
     scores_out: str | Path | None = None,
     n_total: int | None = None,
     max_trace_events: int = 256,
+    n_threads: int | None = None,
 ) -> EmulationResult:
     """Run the C-sim on every event (``inputs``: an array or an iterator of (n, 57) chunks).
 
@@ -225,17 +228,21 @@ def emulate(
     all_scores, bad_x, t_sim = [], [], 0.0
     for x in chunks:
         t0 = time.perf_counter()
-        y_fw = csim.predict(x, project)
+        y_fw = csim.predict(x, project, n_threads=n_threads)
         t_sim += time.perf_counter() - t0
         y_k = keras_predict(model, x)
         bad = np.any(y_fw != y_k.reshape(y_fw.shape), axis=1)
         result.n_events += len(x)
         result.n_mismatch += int(bad.sum())
         if bad.any() and sum(len(b) for b in bad_x) < max_trace_events:
-            bad_x.append(x[bad][: max_trace_events])
+            bad_x.append(x[bad][:max_trace_events])
             for idx in np.flatnonzero(bad)[: max(0, 5 - len(result.mismatch_examples))]:
                 result.mismatch_examples.append(
-                    {"event": result.n_events - len(x) + int(idx), "firmware": y_fw[idx].tolist(), "keras": y_k[idx].tolist()}
+                    {
+                        "event": result.n_events - len(x) + int(idx),
+                        "firmware": y_fw[idx].tolist(),
+                        "keras": y_k[idx].tolist(),
+                    }
                 )
         if thresholds:
             d_py = decisions_python(y_k[:, 0], thresholds)
@@ -257,7 +264,13 @@ def emulate(
         xb = np.concatenate(bad_x)[:max_trace_events]
         result.layers = trace_first_difference(model, csim, xb, project)
         result.first_bad_layer = first_bad(result.layers) or "none of the traced layers (the output stage)"
-        logger.error("%s: %d/%d events differ; first layer: %s", meta["target"], result.n_mismatch, result.n_events, result.first_bad_layer)
+        logger.error(
+            "%s: %d/%d events differ; first layer: %s",
+            meta["target"],
+            result.n_mismatch,
+            result.n_events,
+            result.first_bad_layer,
+        )
     return result
 
 

@@ -104,7 +104,10 @@ def _compile_commands(project: Path, meta: dict[str, Any], build: Path) -> list[
     top_cpp = project / "firmware" / f"{meta['project_name']}.cpp"
     return [
         ([CXX, *CXXFLAGS, *inc, "-c", str(top_cpp), "-o", str(build / f"{ns}_top.o")], build / f"{ns}_top.o"),
-        ([CXX, *CXXFLAGS, *inc, "-c", str(bridge), "-o", str(build / f"{ns}_bridge.o")], build / f"{ns}_bridge.o"),
+        (
+            [CXX, *CXXFLAGS, *inc, "-c", str(bridge), "-o", str(build / f"{ns}_bridge.o")],
+            build / f"{ns}_bridge.o",
+        ),
     ]
 
 
@@ -132,7 +135,9 @@ def build_library(projects: list[Path], build_dir: Path, jobs: int = 2) -> Path:
         return lib
     common = build_dir / "common.cpp"
     common.write_text(common_source())
-    jobs_list = [([CXX, *CXXFLAGS, "-c", str(common), "-o", str(build_dir / "common.o")], build_dir / "common.o")]
+    jobs_list = [
+        ([CXX, *CXXFLAGS, "-c", str(common), "-o", str(build_dir / "common.o")], build_dir / "common.o")
+    ]
     for project, meta in zip(projects, metas, strict=True):
         jobs_list += _compile_commands(project, meta, build_dir)
     running: list[tuple[subprocess.Popen, list[str]]] = []
@@ -140,7 +145,9 @@ def build_library(projects: list[Path], build_dir: Path, jobs: int = 2) -> Path:
         while len(running) >= jobs:
             _wait(*running.pop(0))
         logger.debug("%s", " ".join(cmd))
-        running.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), cmd))
+        running.append(
+            (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), cmd)
+        )
     for proc, cmd in running:
         _wait(proc, cmd)
     objects = [str(o) for _, o in jobs_list]

@@ -62,8 +62,10 @@ def input_type(meta: dict[str, Any]) -> FixedPoint:
 
 
 def hardware_inputs(x: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """Inputs as the firmware sees them: rounded and saturated/wrapped into the input type."""
-    return input_type(meta).quantize(np.asarray(x, dtype=np.float64)).astype(np.float32)
+    """Inputs as the firmware sees them: converted to the C++ input type (rounding, SAT/SAT_SYM/WRAP)."""
+    from l1ad.emulation.compare import quantize_cpp
+
+    return quantize_cpp(np.asarray(x, dtype=np.float64), meta["input"]["cpp"]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- adder graph
@@ -174,7 +176,9 @@ class RTLSim:
         self.project_dir = Path(project_dir)
         self.meta = read_metadata(project_dir)
         rtl_meta = json.loads((self.project_dir / RTL_DIR / "metadata.json").read_text())
-        self.model = verilog_model(load_comb(self.project_dir), self.project_dir / RTL_DIR, self.meta, rtl_meta.get("latency_cutoff"))
+        self.model = verilog_model(
+            load_comb(self.project_dir), self.project_dir / RTL_DIR, self.meta, rtl_meta.get("latency_cutoff")
+        )
         self.model._compile(nproc=jobs, _env=verilator_env())
 
     def predict(self, x: np.ndarray, n_threads: int = 1) -> np.ndarray:

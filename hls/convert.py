@@ -44,7 +44,9 @@ def find_model_file(model_dir: str | Path) -> Path:
     if not p.is_dir():
         raise FileNotFoundError(f"model directory {p} does not exist")
     preferred = [p / f"model{s}" for s in MODEL_SUFFIXES]
-    candidates = [q for q in preferred if q.is_file()] or sorted(q for s in MODEL_SUFFIXES for q in p.glob(f"*{s}"))
+    candidates = [q for q in preferred if q.is_file()] or sorted(
+        q for s in MODEL_SUFFIXES for q in p.glob(f"*{s}")
+    )
     if not candidates:
         raise FileNotFoundError(f"{p}: no Keras model file (*.keras, *.h5)")
     return candidates[0]
@@ -99,11 +101,15 @@ def sha256_file(path: str | Path) -> str:
 
 # --------------------------------------------------------------------------- precision helpers
 def precision_fixed_point(precision: Any) -> FixedPoint:
-    """hls4ml ``FixedPrecisionType`` -> :class:`FixedPoint` (modes other than RND/SAT read as TRN/WRAP)."""
+    """hls4ml ``FixedPrecisionType`` -> :class:`FixedPoint` (RND_* -> RND, SAT_SYM/SAT_ZERO -> SAT).
+
+    FixedPoint knows TRN/RND and WRAP/SAT only; the exact C++ spelling is kept beside it
+    (:func:`precision_cpp`) wherever the modes matter.
+    """
     k = int(bool(precision.signed))
     width, integer = int(precision.width), int(precision.integer)
-    rnd = "RND" if str(precision.rounding_mode).split(".")[-1] == "RND" else "TRN"
-    sat = "SAT" if str(precision.saturation_mode).split(".")[-1] == "SAT" else "WRAP"
+    rnd = "RND" if str(precision.rounding_mode).split(".")[-1].startswith("RND") else "TRN"
+    sat = "SAT" if str(precision.saturation_mode).split(".")[-1].startswith("SAT") else "WRAP"
     return FixedPoint(k=k, i=integer - k, f=width - integer, overflow=sat, rounding=rnd)
 
 
@@ -137,7 +143,9 @@ def trace_layers(hls_model: Any) -> list[dict[str, Any]]:
         if not (layer.get_attr("function_cpp", None) and layer.get_attr("trace", False)):
             continue
         for var in layer.get_variables():
-            out.append({"name": layer.name, "size": int(var.size()), "cpp": precision_cpp(var.type.precision)})
+            out.append(
+                {"name": layer.name, "size": int(var.size()), "cpp": precision_cpp(var.type.precision)}
+            )
     return out
 
 
@@ -268,18 +276,18 @@ def build_project(
     project_dir: str | Path,
     model: Any | None = None,
     tb_inputs: np.ndarray | None = None,
-    base_dir: Path | None = None,
+    run_dir: Path | None = None,
 ) -> BuildResult:
     """Convert the target's model and write the complete, reproducible HLS project.
 
     ``model`` defaults to :func:`load_firmware_model` of the target's model dir; ``tb_inputs``
     (network inputs on the input grid) default to the first ``tb_events`` events of the
-    target's ``events`` file, if any.
+    target's ``events`` file, if any. ``run_dir``: see :meth:`FirmwareTarget.resolve`.
     """
     import time
 
     t0 = time.perf_counter()
-    model_dir = target.resolve(target.model, base_dir)
+    model_dir = target.resolve(target.model, run_dir)
     postprocessing = None
     if model is None:
         model, postprocessing = load_firmware_model(model_dir)
@@ -288,7 +296,7 @@ def build_project(
     if tb_inputs is None and target.events is not None:
         from l1ad.emulation.events_file import load_inputs
 
-        tb_inputs = load_inputs(target.resolve(target.events, base_dir), limit=target.tb_events)
+        tb_inputs = load_inputs(target.resolve(target.events, run_dir), limit=target.tb_events)
     out = Path(project_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -310,10 +318,15 @@ def build_project(
     score_type = FixedPoint.from_dict(io["output"]["fixed_point"])
     trigger: tuple[thresholds.Threshold, ...] = ()
     if target.thresholds_from is not None and io["output"]["size"] != 1:
-        logger.warning("%s: the firmware output has %d values, not a score: no thresholds header", target.name, io["output"]["size"])
+        logger.warning(
+            "%s: the firmware output has %d values, not a score: no thresholds header",
+            target.name,
+            io["output"]["size"],
+        )
     elif target.thresholds_from is not None:
-        names = (str(model_meta.get("model") or ""), Path(model_dir).name)
-        table = thresholds.read_rate_table(target.resolve(target.thresholds_from, base_dir), names)
+        name, quant = str(model_meta.get("model") or ""), str(model_meta.get("quantization") or "")
+        names = (f"{name}/{quant}" if name and quant else "", Path(model_dir).name, name)
+        table = thresholds.read_rate_table(target.resolve(target.thresholds_from, run_dir), names)
         trigger = thresholds.make_thresholds(table, score_type)
         header = thresholds.thresholds_header(trigger, score_type, target.namespace)
         (out / "firmware" / f"{target.namespace}_thresholds.h").write_text(header)

@@ -59,7 +59,12 @@ def layer_features(hls_model: Any) -> list[dict[str, Any]]:
         widths = [precision_fixed_point(v.type.precision).width for v in inputs if v is not None]
         out_var = layer.get_output_variable()
         out_fp = precision_fixed_point(out_var.type.precision)
-        row: dict[str, Any] = {"name": layer.name, "class": kind, "in_widths": widths, "out_width": out_fp.width}
+        row: dict[str, Any] = {
+            "name": layer.name,
+            "class": kind,
+            "in_widths": widths,
+            "out_width": out_fp.width,
+        }
         row["n_out"] = int(out_var.size())
         weight = layer.weights.get("weight") if hasattr(layer, "weights") else None
         if weight is not None and weight.data is not None and np.asarray(weight.data).ndim == 2:
@@ -91,7 +96,12 @@ def _dense(row: dict[str, Any]) -> dict[str, float]:
     nz = w["nonzero_per_output"]
     acc_luts = sum(max(0, k - 1) for k in nz) * w["accum_width"]
     depth = math.ceil(math.log2(max(nz))) if nz and max(nz) > 1 else 0
-    return {"LUT": mult_luts + acc_luts, "DSP": dsp, "levels": mult_levels + depth, "multipliers": w["n_nonzero"]}
+    return {
+        "LUT": mult_luts + acc_luts,
+        "DSP": dsp,
+        "levels": mult_levels + depth,
+        "multipliers": w["n_nonzero"],
+    }
 
 
 def _product(row: dict[str, Any]) -> dict[str, float]:
@@ -99,7 +109,12 @@ def _product(row: dict[str, Any]) -> dict[str, float]:
     n = row["n_out"]
     if a > DSP_MIN_BITS and b > DSP_MIN_BITS:
         return {"LUT": 0.0, "DSP": n, "levels": 1, "multipliers": n}
-    return {"LUT": n * a * b / 2, "DSP": 0, "levels": math.ceil(math.log2(max(2, min(a, b)))), "multipliers": n}
+    return {
+        "LUT": n * a * b / 2,
+        "DSP": 0,
+        "levels": math.ceil(math.log2(max(2, min(a, b)))),
+        "multipliers": n,
+    }
 
 
 def _elementwise(row: dict[str, Any]) -> dict[str, float]:
@@ -129,7 +144,9 @@ def estimate(layers: list[dict[str, Any]], clock_period_ns: float, reuse_factor:
         total["DSP"] += cost["DSP"]
         cycles_here = max(1, math.ceil(cost["levels"] * ADDER_NS / clock_period_ns))
         total["FF"] += row["n_out"] * row["out_width"] * (cycles_here if cost["levels"] else 0)
-        per_layer.append({"name": row["name"], "class": row["class"], **{k: round(v, 1) for k, v in cost.items()}})
+        per_layer.append(
+            {"name": row["name"], "class": row["class"], **{k: round(v, 1) for k, v in cost.items()}}
+        )
     path_ns = levels * ADDER_NS
     cycles = max(1, math.ceil(path_ns / clock_period_ns))
     return {
@@ -142,7 +159,12 @@ def estimate(layers: list[dict[str, Any]], clock_period_ns: float, reuse_factor:
         "critical_path_ns": path_ns,
         "adder_levels": levels,
         "multipliers": n_mult,
-        "resources": {"LUT": int(round(total["LUT"])), "FF": int(round(total["FF"])), "DSP": int(total["DSP"]), "BRAM_18K": 0},
+        "resources": {
+            "LUT": int(round(total["LUT"])),
+            "FF": int(round(total["FF"])),
+            "DSP": int(total["DSP"]),
+            "BRAM_18K": 0,
+        },
         "layers": per_layer,
         "assumptions": {"adder_ns": ADDER_NS, "dsp_min_bits": DSP_MIN_BITS},
     }

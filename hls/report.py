@@ -87,11 +87,18 @@ def from_da4ml(rtl: dict[str, Any]) -> dict[str, Any]:
         "ii_cycles": 1,
         "ii_ns": clock,
         "clock_ns": clock,
-        "resources": {"LUT": int(round(rtl["cost_luts"])), "FF": rtl.get("reg_bits"), "DSP": 0, "BRAM_18K": 0},
+        "resources": {
+            "LUT": int(round(rtl["cost_luts"])),
+            "FF": rtl.get("reg_bits"),
+            "DSP": 0,
+            "BRAM_18K": 0,
+        },
     }
 
 
-def budget_checks(row: dict[str, Any], budgets: dict[str, Any], available: dict[str, int]) -> list[dict[str, Any]]:
+def budget_checks(
+    row: dict[str, Any], budgets: dict[str, Any], available: dict[str, int]
+) -> list[dict[str, Any]]:
     """Pass/fail per budget for one source row (unknown values fail, with the reason)."""
     checks = []
 
@@ -144,7 +151,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Budgets (primary source: {report['primary']}):", ""]
     for c in report["budgets"]:
         value = "?" if c["value"] is None else f"{c['value']:.4g}"
-        lines.append(f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})")
+        lines.append(
+            f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})"
+        )
     lines += ["", f"Overall: {'PASS' if report['pass'] else 'FAIL'}", ""]
     return "\n".join(lines)
 

@@ -87,12 +87,22 @@ class FirmwareTarget:
         """hls4ml project name (the top function, ``<project>.cpp``): the namespace plus ``_top``."""
         return f"{self.namespace}_top"
 
-    def resolve(self, path: str | None, base: Path | None = None) -> Path | None:
-        """A path of the target, relative to ``base`` (default: the repository root) unless absolute."""
+    def resolve(self, path: str | None, run_dir: Path | None = None) -> Path | None:
+        """A path of the target: absolute as is, else relative to the repository root.
+
+        With ``run_dir`` (``l1ad firmware ... --run-dir DIR``) a relative path is taken inside that run
+        directory instead: ``runs/default/ae_compact-hgq`` -> ``DIR/ae_compact-hgq`` (the leading
+        ``runs/<name>/`` is dropped), ``evaluation.json`` -> ``DIR/evaluation.json``.
+        """
         if path is None:
             return None
         p = Path(path).expanduser()
-        return p if p.is_absolute() else (base or REPO_ROOT) / p
+        if p.is_absolute():
+            return p
+        if run_dir is None:
+            return REPO_ROOT / p
+        parts = p.parts[2:] if len(p.parts) > 2 and p.parts[0] == "runs" else p.parts
+        return Path(run_dir).joinpath(*parts)
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML content (everything except ``name``, which is the file name)."""
@@ -186,7 +196,9 @@ def find_target(spec: str | Path) -> Path:
     candidate = TARGETS_DIR / f"{spec}.yaml"
     if not candidate.is_file():
         known = sorted(q.stem for q in TARGETS_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no target {spec!r} ({candidate} missing); known: {', '.join(known) or 'none'}")
+        raise FileNotFoundError(
+            f"no target {spec!r} ({candidate} missing); known: {', '.join(known) or 'none'}"
+        )
     return candidate
 
 

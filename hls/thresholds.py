@@ -68,9 +68,13 @@ def make_thresholds(rate_table: list[dict[str, Any]], score_type: FixedPoint) ->
     for row in rate_table:
         value = row.get("threshold")
         if value is None or row.get("resolved") is False:
-            logger.info("rate %s kHz is not resolved by the background sample: skipped", row.get("target_rate_khz"))
+            logger.info(
+                "rate %s kHz is not resolved by the background sample: skipped", row.get("target_rate_khz")
+            )
             continue
-        out.append(Threshold(float(row["target_rate_khz"]), float(value), threshold_int(float(value), score_type)))
+        out.append(
+            Threshold(float(row["target_rate_khz"]), float(value), threshold_int(float(value), score_type))
+        )
     return tuple(sorted(out, key=lambda t: -t.rate_khz))
 
 
@@ -94,16 +98,21 @@ def find_rate_tables(doc: Any, path: str = "") -> dict[str, list[dict[str, Any]]
 
 
 def read_rate_table(path: str | Path, model_names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The rate table of an evaluation JSON; with several, the one whose JSON path names the model."""
+    """The rate table of an evaluation JSON; with several, the one whose JSON path ends with a model name.
+
+    ``model_names`` are tried in order (e.g. ``"ae_compact/hgq"``, ``"ae_compact-hgq"``): the first
+    that ends exactly one table path wins (evaluation.json: ``{"rates": {"<model>/<quant>": rows}}``).
+    """
     doc = json.loads(Path(path).read_text())
     tables = find_rate_tables(doc)
     if not tables:
         raise ValueError(f"{path}: no rate table (rows with target_rate_khz and threshold)")
     if len(tables) == 1:
         return next(iter(tables.values()))
-    matching = [k for k in tables if any(n and n in k.split("/") for n in model_names)]
-    if len(matching) == 1:
-        return tables[matching[0]]
+    for name in (n for n in model_names if n):
+        matching = [k for k in tables if k.endswith("/" + name) or f"/{name}/" in k + "/"]
+        if len(matching) == 1:
+            return tables[matching[0]]
     raise ValueError(
         f"{path}: {len(tables)} rate tables ({', '.join(tables)}); none uniquely names the model "
         f"({', '.join(n for n in model_names if n) or 'no name'})"

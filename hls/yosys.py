@@ -121,12 +121,27 @@ def run_yosys(project_dir: Path, part: str, top: str = "l1ad_model", timeout: fl
     script = out_dir / "synth.ys"
     script.write_text(yosys_script([str(s.resolve()) for s in sources], top, family))
     t0 = time.perf_counter()
-    proc = subprocess.run([exe, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=out_dir, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [exe, "-q", "-l", "yosys.log", "-s", "synth.ys"],
+        cwd=out_dir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"yosys failed (see {out_dir / 'yosys.log'}):\n{(proc.stderr or proc.stdout)[-2000:]}")
+        raise RuntimeError(
+            f"yosys failed (see {out_dir / 'yosys.log'}):\n{(proc.stderr or proc.stdout)[-2000:]}"
+        )
     version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.strip()
     result = parse_stat((out_dir / "stat.txt").read_text())
     result.update(key=key, family=family, seconds=round(time.perf_counter() - t0, 1), version=version)
     cached.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    logger.info("yosys: %d LUT, %d FF, %d CARRY, %d DSP in %.0f s", result["LUT"], result["FF"], result["CARRY"], result["DSP"], result["seconds"])
+    logger.info(
+        "yosys: %d LUT, %d FF, %d CARRY, %d DSP in %.0f s",
+        result["LUT"],
+        result["FF"],
+        result["CARRY"],
+        result["DSP"],
+        result["seconds"],
+    )
     return result

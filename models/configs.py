@@ -127,7 +127,9 @@ def load_config(name: str, source: str | Path | dict | None = None) -> ModelConf
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown} for model {name!r}; known keys: {sorted(fields)}")
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown} for model {name!r}; known keys: {sorted(fields)}"
+        )
     for key, value in list(data.items()):
         if isinstance(value, list):
             data[key] = tuple(int(v) for v in value)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import keras
+
+from l1ad.events.io import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,45 +40,16 @@ def model_dir_name(name: str, quantization: str) -> str:
     return f"{name}-{quantization}"
 
 
-def _tmp_path(path: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_keras(model: keras.Model, path: str | Path) -> None:
     """``model.save`` to ``path`` (a ``.keras`` file) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, ".keras")
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_weights(model: keras.Model, path: str | Path) -> None:
     """``model.save_weights`` to ``path`` (a ``.weights.h5`` file) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, ".weights.h5")
-    try:
+    with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_meta(model_dir: str | Path, meta: dict[str, Any]) -> None:

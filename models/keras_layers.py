@@ -51,8 +51,11 @@ SCORE_TYPE = FixedPoint(k=0, i=14, f=10)
 _eta_half = schema.SLOT_ETA_MAX / encoding.ETA_SCALE.unit
 _phi_half = np.full(schema.N_OBJECTS, np.pi / encoding.PHI_SCALE.unit)
 FEATURE_WEIGHTS = np.stack(
-    [np.ones(schema.N_OBJECTS), np.divide(1.0, _eta_half**2, out=np.zeros_like(_eta_half), where=_eta_half > 0),
-     1.0 / _phi_half**2],
+    [
+        np.ones(schema.N_OBJECTS),
+        np.divide(1.0, _eta_half**2, out=np.zeros_like(_eta_half), where=_eta_half > 0),
+        1.0 / _phi_half**2,
+    ],
     axis=1,
 ).reshape(schema.N_INPUTS)
 

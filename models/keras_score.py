@@ -50,12 +50,14 @@ def vae_kl_score(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return -0.5 * np.sum(1.0 + logvar - mu**2 - np.exp(logvar), axis=1)
 
 
-def predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> Any:
+def predict(model: Any, x: np.ndarray, batch_size: int = 32768) -> Any:
     """``model.predict`` without the progress bar."""
     return model.predict(x, batch_size=batch_size, verbose=0)
 
 
-def score(model_dir: str | Path, particles: np.ndarray, batch_size: int = 4096, variant: str = "deployed") -> np.ndarray:
+def score(
+    model_dir: str | Path, particles: np.ndarray, batch_size: int = 32768, variant: str = "deployed"
+) -> np.ndarray:
     """(N,) float64 anomaly scores of ``particles`` (N, 19, 4) under the model in ``model_dir``.
 
     ``variant="kl"`` (VAE only): the offline KL score instead of the deployed ``sum(mu**2)``.
@@ -99,7 +101,11 @@ def keras_model_for_firmware(model_dir: str | Path) -> FirmwareModel:
 
 
 def score_in_subprocess(
-    model_dir: str | Path, particles: np.ndarray, batch_size: int = 4096, variant: str = "deployed", timeout: float | None = None
+    model_dir: str | Path,
+    particles: np.ndarray,
+    batch_size: int = 32768,
+    variant: str = "deployed",
+    timeout: float | None = None,
 ) -> np.ndarray:
     """:func:`score` run in a fresh Python process (keeps HGQ2 and its QKeras shim apart)."""
     with tempfile.TemporaryDirectory(prefix="l1ad_score_") as tmp:
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_dir")
     p.add_argument("particles")
     p.add_argument("output")
-    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=32768)
     p.add_argument("--variant", default="deployed")
     a = p.parse_args(argv)
     scores = score(a.model_dir, np.load(a.particles), a.batch_size, a.variant)

@@ -12,7 +12,6 @@ Training is deterministic for a seed (``keras.utils.set_random_seed`` + TF op de
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 
 from l1ad.events import encoding, schema
+from l1ad.events.io import atomic_write_text, data_hash, read_events
 from l1ad.models import keras_io
 from l1ad.models.configs import check_name, load_config
 
@@ -30,25 +30,6 @@ logger = logging.getLogger(__name__)
 
 #: Teacher scores are clipped below at this value before the log (student target).
 TEACHER_SCORE_FLOOR = 1e-6
-
-
-def read_particles(path: str | Path, max_events: int | None = None) -> np.ndarray:
-    """(N, 19, 4) float32 particles of an ADC2021-layout file (``l1ad.events.io`` when available)."""
-    try:
-        from l1ad.events.io import read_events
-    except ImportError:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            ds = f[schema.DATASET_PARTICLES]
-            particles = np.asarray(ds[: max_events if max_events else len(ds)], dtype=np.float32)
-    else:
-        particles = np.asarray(read_events(path), dtype=np.float32)
-    return particles[:max_events] if max_events else particles
-
-
-def data_sha256(particles: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(particles, dtype=np.float32).tobytes()).hexdigest()
 
 
 def targets(name: str, particles: np.ndarray, x: np.ndarray, teacher: np.ndarray | None) -> np.ndarray:
@@ -64,7 +45,9 @@ def targets(name: str, particles: np.ndarray, x: np.ndarray, teacher: np.ndarray
             f"student training needs teacher_scores aligned with the events ({len(x)}), got "
             f"{None if teacher is None else len(teacher)}"
         )
-    return np.log(np.maximum(np.asarray(teacher, dtype=np.float64), TEACHER_SCORE_FLOOR)).astype(np.float32)[:, None]
+    return np.log(np.maximum(np.asarray(teacher, dtype=np.float64), TEACHER_SCORE_FLOOR)).astype(np.float32)[
+        :, None
+    ]
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -104,9 +87,11 @@ class Checkpointer(keras.callbacks.Callback):
             st["wait"] += 1
         st["epoch"] = epoch + 1
         keras_io.save_keras(self.model, self.dir / "last.keras")
-        keras_io.atomic_write_text(self.dir / "state.json", json.dumps(st, indent=1))
+        atomic_write_text(self.dir / "state.json", json.dumps(st, indent=1))
         if st["wait"] >= self.patience:
-            logger.info("early stopping at epoch %d (best %.5g at epoch %s)", epoch + 1, st["best"], st["best_epoch"])
+            logger.info(
+                "early stopping at epoch %d (best %.5g at epoch %s)", epoch + 1, st["best"], st["best_epoch"]
+            )
             self.model.stop_training = True
 
 
@@ -163,19 +148,19 @@ def train_model(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
-    particles = read_particles(background, max_events)
+    particles = read_events(background, stop=max_events)
     x_all = encoding.encode(particles)
     y_all = targets(name, particles, x_all, teacher_scores)
     if validation is None:
         tr, va = _split(len(x_all), cfg.validation_fraction)
         x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
-        sha = data_sha256(particles)
+        sha = data_hash(particles)
     else:
-        vp = read_particles(validation)
+        vp = read_events(validation)
         x_tr, y_tr = x_all, y_all
         x_va = encoding.encode(vp)
         y_va = targets(name, vp, x_va, validation_teacher_scores)
-        sha = data_sha256(particles)
+        sha = data_hash(particles)
     logger.info("%s-%s: %d train / %d validation events", name, quantization, len(x_tr), len(x_va))
 
     style = get_style(quantization, cfg)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from l1ad.emulation.compare import (
     LayerDiff,
     compare_layers,
@@ -71,7 +72,8 @@ def test_emulate_counts_and_trigger_decisions(csim: CSim, x: np.ndarray, strateg
     score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
     y = csim.predict(x, project)[:, 0]
     np.testing.assert_array_equal(
-        decisions_firmware(score_ints(y, score_type), meta["thresholds"]), decisions_python(y, meta["thresholds"])
+        decisions_firmware(score_ints(y, score_type), meta["thresholds"]),
+        decisions_python(y, meta["thresholds"]),
     )
 
 
@@ -103,7 +105,9 @@ def test_trace_matches_keras_layer_by_layer(csim: CSim, x: np.ndarray) -> None:
 
 
 def test_match_layers_and_first_bad() -> None:
-    pairs = match_layers(["enc1", "enc1_b", "sq"], ["enc1_iq", "enc1", "enc1_relu", "enc1_b", "quantizer", "sq"])
+    pairs = match_layers(
+        ["enc1", "enc1_b", "sq"], ["enc1_iq", "enc1", "enc1_relu", "enc1_b", "quantizer", "sq"]
+    )
     assert pairs == [("enc1", "enc1_relu"), ("enc1_b", "enc1_b"), ("sq", "sq")]
     k = {"a": np.zeros((2, 3)), "b": np.ones((2, 2))}
     h = {"a": np.zeros((2, 3)), "b": np.array([[1.0, 1.0], [1.0, 0.0]])}

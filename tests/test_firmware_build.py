@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from l1ad.hls.convert import build_project, read_metadata
 from l1ad.hls.estimate import csd_digits, estimate
 from l1ad.hls.report import budget_checks, make_report, render_markdown, write_report
@@ -32,14 +33,19 @@ def test_latency_project_is_complete() -> None:
         assert (project / name).is_file(), name
     assert len((project / "tb_data" / "tb_input_features.dat").read_text().splitlines()) == 32
     assert f"namespace {ns} {{" in (project / "firmware" / f"{meta['project_name']}.cpp").read_text()
-    assert "set part \"xcvu13p-flga2577-2-e\"" in (project / "project.tcl").read_text()
-    assert meta["model_sha256"] == __import__("hashlib").sha256((fm.model_dir() / "model.keras").read_bytes()).hexdigest()
+    assert 'set part "xcvu13p-flga2577-2-e"' in (project / "project.tcl").read_text()
+    assert (
+        meta["model_sha256"]
+        == __import__("hashlib").sha256((fm.model_dir() / "model.keras").read_bytes()).hexdigest()
+    )
     assert meta["data_sha256"] == "ab" * 32
     assert meta["input"]["cpp"].startswith("ap_fixed<13,6") and meta["output"]["size"] == 1
     assert set(meta["versions"]) == {"hls4ml", "hgq2", "da4ml", "keras"}
     assert [t["rate_khz"] for t in meta["thresholds"]] == [5000.0, 500.0, 50.0, 5.0]
     # no absolute build paths in generated files (metadata.json records the target's own paths)
-    generated = [p for p in project.rglob("*") if p.is_file() and p.name != "metadata.json" and "csim" not in p.parts]
+    generated = [
+        p for p in project.rglob("*") if p.is_file() and p.name != "metadata.json" and "csim" not in p.parts
+    ]
     assert str(fm.root()) not in "".join(p.read_text(errors="replace") for p in generated)
 
 
@@ -47,7 +53,9 @@ def test_latency_project_is_complete() -> None:
 @pytest.mark.parametrize(("strategy", "kind"), [("Latency", "ae"), ("distributed_arithmetic", "tiny")])
 def test_same_model_same_target_gives_identical_bytes(tmp_path: Path, strategy: str, kind: str) -> None:
     first = fm.project(strategy, kind)
-    second = build_project(fm.target(strategy, kind), tmp_path / "again", model=fm.keras_model(kind)).project_dir
+    second = build_project(
+        fm.target(strategy, kind), tmp_path / "again", model=fm.keras_model(kind)
+    ).project_dir
     a, b = _files(first), _files(second)
     a = {k: v for k, v in a.items() if not k.startswith(("csim/", "yosys/"))}
     assert sorted(a) == sorted(b)
@@ -94,7 +102,9 @@ def test_report_on_vendor_reports(tmp_path: Path) -> None:
     report_dir.mkdir(parents=True)
     for name in ("myproject_csynth.xml", "myproject_csynth.rpt"):
         shutil.copyfile(VENDOR / "vivado_hls_2020.1" / name, report_dir / name)
-    shutil.copyfile(VENDOR / "vivado_hls_2020.1" / "vivado_hls.app", project / "myproject_prj" / "vivado_hls.app")
+    shutil.copyfile(
+        VENDOR / "vivado_hls_2020.1" / "vivado_hls.app", project / "myproject_prj" / "vivado_hls.app"
+    )
     shutil.copyfile(VENDOR / "vivado_hls_2020.1" / "vivado_synth.rpt", project / "vivado_synth.rpt")
     report = make_report(project)
     assert [r["source"] for r in report["sources"]] == ["vendor", "model estimate"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from l1ad.hls.target import FirmwareTarget, default_namespace, find_target
 from l1ad.hls.thresholds import (
     Threshold,
@@ -25,7 +26,9 @@ SCORE = FixedPoint(k=1, i=8, f=6)  # ap_fixed<15,9>
 
 
 def test_defaults_and_round_trip(tmp_path: Path) -> None:
-    t = FirmwareTarget(name="ae_compact", model="runs/default/ae_compact-hgq", thresholds_from="runs/x/evaluation.json")
+    t = FirmwareTarget(
+        name="ae_compact", model="runs/default/ae_compact-hgq", thresholds_from="runs/x/evaluation.json"
+    )
     assert (t.backend, t.strategy, t.io_type, t.reuse_factor) == ("Vitis", "Latency", "io_parallel", 1)
     assert (t.ii_budget_ns, t.latency_budget_ns) == (25.0, 50.0)
     assert t.namespace == "l1ad_ae_compact" and t.project_name == "l1ad_ae_compact_top"
@@ -89,7 +92,9 @@ def test_checked_in_targets_are_valid() -> None:
 def test_threshold_int_consistent_with_python_decision() -> None:
     rng = np.random.default_rng(0)
     scores = SCORE.from_int(np.arange(SCORE.int_min, SCORE.int_max + 1))  # every representable score
-    values = np.concatenate([rng.uniform(-300, 300, 200), scores[::97], [SCORE.max, SCORE.min, 1e9, -1e9, 0.0]])
+    values = np.concatenate(
+        [rng.uniform(-300, 300, 200), scores[::97], [SCORE.max, SCORE.min, 1e9, -1e9, 0.0]]
+    )
     for v in values:
         raw = threshold_int(float(v), SCORE)
         assert SCORE.int_min <= raw <= SCORE.int_max
@@ -97,7 +102,11 @@ def test_threshold_int_consistent_with_python_decision() -> None:
         firmware = np.arange(SCORE.int_min, SCORE.int_max + 1) > raw
         if v >= SCORE.min:  # below the range only the minimum score differs (documented)
             np.testing.assert_array_equal(firmware, python)
-    assert threshold_int(1.0, SCORE) == 64 and threshold_int(1.01, SCORE) == 64 and threshold_int(0.99, SCORE) == 63
+    assert (
+        threshold_int(1.0, SCORE) == 64
+        and threshold_int(1.01, SCORE) == 64
+        and threshold_int(0.99, SCORE) == 63
+    )
     assert threshold_int(math.inf, SCORE) == SCORE.int_max
     with pytest.raises(ValueError):
         threshold_int(math.nan, SCORE)
@@ -108,7 +117,10 @@ def test_fires_is_strictly_greater() -> None:
 
 
 def test_rate_tables_found_by_model_name(tmp_path: Path) -> None:
-    rows = [{"target_rate_khz": 10.0, "threshold": 3.3, "resolved": True}, {"target_rate_khz": 1.0, "threshold": None, "resolved": False}]
+    rows = [
+        {"target_rate_khz": 10.0, "threshold": 3.3, "resolved": True},
+        {"target_rate_khz": 1.0, "threshold": None, "resolved": False},
+    ]
     doc = {"models": {"a": {"rates": rows}, "b": {"rates": [{"target_rate_khz": 5, "threshold": 1.0}]}}}
     assert set(find_rate_tables(doc)) == {"/models/a/rates", "/models/b/rates"}
     path = tmp_path / "evaluation.json"
@@ -122,7 +134,10 @@ def test_rate_tables_found_by_model_name(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 def test_thresholds_header_compiles_and_decides_like_python(tmp_path: Path) -> None:
     ap_types = Path(__import__("hls4ml").__file__).parent / "templates" / "vivado" / "ap_types"
-    ts = (Threshold(50.0, 12.34, threshold_int(12.34, SCORE)), Threshold(5.0, -0.5, threshold_int(-0.5, SCORE)))
+    ts = (
+        Threshold(50.0, 12.34, threshold_int(12.34, SCORE)),
+        Threshold(5.0, -0.5, threshold_int(-0.5, SCORE)),
+    )
     (tmp_path / "l1ad_t_thresholds.h").write_text(thresholds_header(ts, SCORE, "l1ad_t"))
     raws = np.arange(SCORE.int_min, SCORE.int_max + 1, 7)
     (tmp_path / "main.cpp").write_text(
@@ -133,8 +148,21 @@ def test_thresholds_header_compiles_and_decides_like_python(tmp_path: Path) -> N
         "  }\n}\n"
     )
     exe = tmp_path / "main"
-    subprocess.run(["g++", "-std=c++17", "-w", "-I", str(ap_types), str(tmp_path / "main.cpp"), "-o", str(exe)], check=True)
+    subprocess.run(
+        ["g++", "-std=c++17", "-w", "-I", str(ap_types), str(tmp_path / "main.cpp"), "-o", str(exe)],
+        check=True,
+    )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     cpp = np.array([[c == "1" for c in line] for line in out])
     python = fires(SCORE.from_int(raws), np.array([12.34, -0.5]))
     np.testing.assert_array_equal(cpp, python)
+
+
+def test_resolve_paths(tmp_path: Path) -> None:
+    from l1ad.hls.target import REPO_ROOT
+
+    t = FirmwareTarget(name="t", model="runs/default/ae_compact-hgq", thresholds_from="evaluation.json")
+    assert t.resolve(t.model) == REPO_ROOT / "runs/default/ae_compact-hgq"
+    assert t.resolve(t.model, tmp_path) == tmp_path / "ae_compact-hgq"
+    assert t.resolve(t.thresholds_from, tmp_path) == tmp_path / "evaluation.json"
+    assert t.resolve("/abs/x", tmp_path) == Path("/abs/x") and t.resolve(None) is None

@@ -48,7 +48,9 @@ def synthetic_particles(n: int, seed: int = 0) -> np.ndarray:
         p[:, sl, schema.ETA] = np.where(on, rng.uniform(-t.eta_max, t.eta_max, (n, t.n_slots)), 0)
         p[:, sl, schema.PHI] = np.where(on, rng.uniform(-np.pi, np.pi, (n, t.n_slots)), 0)
         p[:, sl, schema.CLASS] = np.where(on, t.code, 0)
-    p[:, 1] = np.stack([25 + rng.exponential(10, n), rng.uniform(-2, 2, n), rng.uniform(-3, 3, n), np.full(n, 2)], 1)
+    p[:, 1] = np.stack(
+        [25 + rng.exponential(10, n), rng.uniform(-2, 2, n), rng.uniform(-3, 3, n), np.full(n, 2)], 1
+    )
     return p
 
 
@@ -156,7 +158,9 @@ def test_float_train_reload_score(name, background, tmp_path):
     p = synthetic_particles(300, 5)
     s = score(d, p)
     assert s.shape == (300,) and s.dtype == np.float64 and np.all(np.isfinite(s))
-    np.testing.assert_allclose(s, postprocess(name, out[:300], p), rtol=1e-4, atol=1e-6)  # batching may reorder float sums
+    np.testing.assert_allclose(
+        s, postprocess(name, out[:300], p), rtol=1e-4, atol=1e-6
+    )  # batching may reorder float sums
     if name == "vae":
         assert score(d, p, variant="kl").shape == (300,)
 

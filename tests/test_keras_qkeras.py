@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = textwrap.dedent(
-    r'''
+    r"""
     import importlib.util, shutil, sys
     from pathlib import Path
     import h5py, numpy as np
@@ -65,7 +65,7 @@ SCRIPT = textwrap.dedent(
         print("mismatches", int(np.sum(out != ref)))
         np.testing.assert_array_equal(out, ref)
         print("hls4ml bit-exact")
-    '''
+    """
 )
 
 
