@@ -22,7 +22,9 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("sample", help="annealed Langevin samples compared with real background")
     s.add_argument("model_dir")
     s.add_argument("--reference", required=True, help="background file to compare with")
-    s.add_argument("--n", type=int, default=5000, help="events to sample (multiplicity patterns from the reference)")
+    s.add_argument(
+        "--n", type=int, default=5000, help="events to sample (multiplicity patterns from the reference)"
+    )
     s.add_argument("--steps", type=int, default=20, help="Langevin steps per noise level")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="directory for sampling.json and sampling.png (default MODEL_DIR)")
@@ -52,7 +54,9 @@ def sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out or args.model_dir)
     reference = read_events(args.reference, stop=args.n)
-    stats = compare_with_background(args.model_dir, reference, plot_path=out / "sampling.png", n_steps=args.steps, seed=args.seed)
+    stats = compare_with_background(
+        args.model_dir, reference, plot_path=out / "sampling.png", n_steps=args.steps, seed=args.seed
+    )
     atomic_write_text(out / "sampling.json", json.dumps(stats, indent=1))
     print(json.dumps({k: v for k, v in stats.items() if isinstance(v, dict)}, indent=1))
     return 0 if stats["finite"] else 1

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (CPU features, dataset attribute notices) drowns the progress
+# lines; real failures still raise in Python. Set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: Subcommand modules under ``l1ad.cli``, in the order they appear in ``--help``.
 MODULES = ("data", "train", "evaluate", "firmware", "ebm", "pipeline")
@@ -35,7 +40,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "numba"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as e:
+        if args.verbose:
+            raise
         logging.getLogger("l1ad").error("%s", e)
         return 2
 

@@ -23,11 +23,13 @@ class Profile:
     n_background: int
     n_signal: int
     train_events: int | None  # None: the whole training file
-    epochs: int | None  # None: each model's configured epochs
+    keras_epochs: int | None  # None: each model's configured epochs (early stopping still applies)
+    torch_epochs: int | None
     models: tuple[tuple[str, str], ...]  # (model, quantization), in training order
     firmware_target: str | None
 
 
+#: Trained by ``make run``, in this order: the student distils the energy model (its teacher).
 DEFAULT_MODELS = (
     ("iforest", "float"),
     ("ae_ref", "float"),
@@ -37,19 +39,26 @@ DEFAULT_MODELS = (
     ("ae_compact", "qkeras"),
     ("vae", "float"),
     ("vae", "hgq"),
+    ("ebm", "float"),
     ("student", "hgq"),
 )
 
 PROFILES = {
-    "default": Profile(2_200_000, 100_000, None, None, DEFAULT_MODELS, "ae_compact_vu13p"),
+    "default": Profile(2_200_000, 100_000, 300_000, 12, 3, DEFAULT_MODELS, "ae_compact_vu13p"),
     # a few-minute smoke run of every step on small data (used by the end-to-end test)
-    "quick": Profile(44_000, 5_000, 20_000, 2, DEFAULT_MODELS, "ae_compact_vu13p"),
+    "quick": Profile(44_000, 5_000, 20_000, 2, 1, DEFAULT_MODELS, "ae_compact_vu13p"),
 }
+TORCH_MODELS = ("ebm", "score")
+
+
+DEFAULT_OUT = Path("runs/default")
 
 
 def add_args(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="the main job: generate data, train, evaluate, build and emulate firmware")
-    p.add_argument("--out", default="runs/default", help="run directory")
+    p = sub.add_parser(
+        "pipeline", help="the main job: generate data, train, evaluate, build and emulate firmware"
+    )
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="run directory")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", choices=sorted(PROFILES), default="default")
     p.add_argument("--skip-firmware", action="store_true")
@@ -71,22 +80,38 @@ def main(args: argparse.Namespace) -> int:
     data = out / "data"
     t_start = time.perf_counter()
     if args.force or not (data / "dataset.json").exists():
-        _run(["data", "generate", "--out", str(data), "--n-background", str(prof.n_background), "--n-signal", str(prof.n_signal), "--seed", str(args.seed)], "generate data")
+        n_bkg, n_sig = str(prof.n_background), str(prof.n_signal)
+        generate = ["data", "generate", "--out", str(data), "--n-background", n_bkg, "--n-signal", n_sig]
+        _run([*generate, "--seed", str(args.seed)], "generate data")
     bkg_train = str(data / "background_train.h5")
-    limits = (["--max-events", str(prof.train_events)] if prof.train_events else []) + (["--epochs", str(prof.epochs)] if prof.epochs else [])
     for model, quant in prof.models:
         model_dir = out / (model if model == "iforest" else f"{model}-{quant}")
         if not args.force and (model_dir / "meta.json").exists():
             log.info("skip training %s/%s: %s exists", model, quant, model_dir)
             continue
-        resume = ["--resume"] if model_dir.exists() and not args.force else []
-        _run(["train", "--model", model, "--quantization", quant, "--background", bkg_train, "--out", str(out), "--seed", str(args.seed), *limits, *resume], f"train {model}/{quant}")
-    signals = [f"--signal={s.name.removeprefix('signal_').removesuffix('.h5')}={s}" for s in sorted(data.glob("signal_*.h5"))]
+        argv = ["train", "--model", model, "--quantization", quant, "--background", bkg_train]
+        argv += ["--out", str(out), "--seed", str(args.seed)]
+        if prof.train_events:
+            argv += ["--max-events", str(prof.train_events)]
+        epochs = prof.torch_epochs if model in TORCH_MODELS else prof.keras_epochs
+        if epochs and model != "iforest":
+            argv += ["--epochs", str(epochs)]
+        if model_dir.exists() and not args.force:
+            argv.append("--resume")
+        _run(argv, f"train {model}/{quant}")
+    signals = [f"--signal={p.stem.removeprefix('signal_')}={p}" for p in sorted(data.glob("signal_*.h5"))]
     _run(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
     if prof.firmware_target and not args.skip_firmware:
         target = prof.firmware_target
-        _run(["firmware", "build", target, "--run-dir", str(out)], "firmware build")
-        _run(["firmware", "emulate", target, "--run-dir", str(out), "--events", str(data / "background_test.h5")], "firmware emulate")
-        _run(["firmware", "report", target, "--run-dir", str(out)], "firmware report")
+        # the default run builds into firmware_projects/<target>/; other run directories keep their own
+        where = ["--run-dir", str(out)]
+        if out.resolve() != DEFAULT_OUT.resolve():
+            where += ["--project", str(out / "firmware" / target)]
+        _run(["firmware", "build", target, *where], "firmware build")
+        _run(
+            ["firmware", "emulate", target, *where, "--events", str(data / "background_test.h5")],
+            "firmware emulate",
+        )
+        _run(["firmware", "report", target, *where], "firmware report")
     log.info("pipeline finished in %.1f min; results in %s", (time.perf_counter() - t_start) / 60, out)
     return 0

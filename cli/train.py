@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 KERAS_MODELS = ("ae_ref", "ae_compact", "vae", "student")
@@ -21,13 +23,18 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, choices=KERAS_MODELS + TORCH_MODELS + BASELINE_MODELS)
     p.add_argument("--quantization", choices=("hgq", "qkeras", "float"), default="float")
     p.add_argument("--background", required=True, help="training background file (any ADC2021-layout HDF5)")
-    p.add_argument("--out", required=True, help="run directory; the model goes to OUT/<model>-<quantization>/")
+    p.add_argument(
+        "--out", required=True, help="run directory; the model goes to OUT/<model>-<quantization>/"
+    )
     p.add_argument("--config", help="YAML file overriding the model's default configuration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="override the configured number of epochs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--max-events", type=int, help="use only the first N events of the file")
-    p.add_argument("--teacher", help="student only: model directory of the teacher (default: OUT/ebm-float, else OUT/ae_ref-float)")
+    p.add_argument(
+        "--teacher",
+        help="student only: model directory of the teacher (default: OUT/ebm-float, else OUT/ae_ref-float)",
+    )
 
 
 def find_teacher(out: Path, explicit: str | None) -> Path:
@@ -36,13 +43,13 @@ def find_teacher(out: Path, explicit: str | None) -> Path:
     for name in TEACHERS:
         if (out / name / "meta.json").exists():
             return out / name
-    raise FileNotFoundError(f"no teacher for the student in {out}: train one of {TEACHERS} first, or pass --teacher")
+    raise FileNotFoundError(
+        f"no teacher for the student in {out}: train one of {TEACHERS} first, or pass --teacher"
+    )
 
 
-def teacher_scores(teacher: Path, background: str, max_events: int | None) -> "np.ndarray":  # noqa: F821
+def teacher_scores(teacher: Path, background: str, max_events: int | None) -> np.ndarray:
     """Positive teacher scores for every event of the training file (the student regresses their log)."""
-    import numpy as np
-
     from l1ad.evaluation.run_models import discover, score
     from l1ad.events.io import read_events
 
@@ -59,10 +66,20 @@ def teacher_scores(teacher: Path, background: str, max_events: int | None) -> "n
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    common = dict(background=args.background, out=out, config=args.config, seed=args.seed, epochs=args.epochs, resume=args.resume, max_events=args.max_events)
+    common = dict(
+        background=args.background,
+        out=out,
+        config=args.config,
+        seed=args.seed,
+        epochs=args.epochs,
+        resume=args.resume,
+        max_events=args.max_events,
+    )
     if args.model in TORCH_MODELS:
         if args.quantization != "float":
-            raise ValueError(f"--model {args.model} is a full-precision PyTorch model: use --quantization float")
+            raise ValueError(
+                f"--model {args.model} is a full-precision PyTorch model: use --quantization float"
+            )
         from l1ad.models.ebm_train import train_model
 
         path = train_model(args.model, **common)

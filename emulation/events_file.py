@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.events import io as events_io
 from l1ad.events import schema
 from l1ad.events.encoding import encode
 
@@ -39,15 +40,8 @@ def iter_inputs(path: str | Path, chunk: int = 65536, limit: int | None = None) 
     if not p.is_file():
         raise FileNotFoundError(f"events file {p} does not exist")
     if p.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(p, "r") as fh:
-            if schema.DATASET_PARTICLES not in fh:
-                raise ValueError(f"{p}: no '{schema.DATASET_PARTICLES}' dataset")
-            ds = fh[schema.DATASET_PARTICLES]
-            n = len(ds) if limit is None else min(limit, len(ds))
-            for start in range(0, n, chunk):
-                yield _from_array(ds[start : min(start + chunk, n)], str(p))
+        for _, block in events_io.iter_chunks(p, chunk, stop=limit):  # validated: errors name the row
+            yield encode(block)
     elif p.suffix == ".npy":
         a = np.load(p, mmap_mode="r")
         n = len(a) if limit is None else min(limit, len(a))
@@ -60,10 +54,7 @@ def iter_inputs(path: str | Path, chunk: int = 65536, limit: int | None = None) 
 def count_events(path: str | Path) -> int:
     p = Path(path)
     if p.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(p, "r") as fh:
-            return len(fh[schema.DATASET_PARTICLES])
+        return events_io.count_events(p)
     return len(np.load(p, mmap_mode="r"))
 
 

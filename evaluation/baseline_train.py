@@ -15,7 +15,9 @@ from l1ad.events.io import atomic_write_text, data_hash, read_events
 log = logging.getLogger(__name__)
 
 
-def train_iforest(background: str | Path, out: str | Path, seed: int = 0, max_events: int | None = None) -> Path:
+def train_iforest(
+    background: str | Path, out: str | Path, seed: int = 0, max_events: int | None = None
+) -> Path:
     particles = read_events(background, stop=max_events)
     model_dir = Path(out) / "iforest"
     model_dir.mkdir(parents=True, exist_ok=True)

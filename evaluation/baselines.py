@@ -22,8 +22,9 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from l1ad.events import schema
 from sklearn.ensemble import IsolationForest
+
+from l1ad.events import schema
 
 logger = logging.getLogger(__name__)
 

@@ -60,7 +60,12 @@ def float_vs_quantized(
 
 def format_markdown(result: dict) -> str:
     signals = sorted({s for per in result["models"].values() for s in per})
-    lines = [f"# Evaluation of `{result['run_dir']}`", "", f"Background events: {result['n_background']:,}", ""]
+    lines = [
+        f"# Evaluation of `{result['run_dir']}`",
+        "",
+        f"Background events: {result['n_background']:,}",
+        "",
+    ]
     for signal in signals:
         lines += [
             f"## {signal}",
@@ -81,17 +86,32 @@ def format_markdown(result: dict) -> str:
                 f"{fmt('tpr_at_fpr_1e-5')} | {fmt('eff_at_rejection_0.9999')} |"
             )
         lines.append("")
-    lines += ["## Trigger thresholds for target rates (40 MHz collisions)", "", "| model | " + " | ".join(f"{r:g} kHz" for r in RATES_KHZ) + " |"]
+    lines += [
+        "## Trigger thresholds for target rates (40 MHz collisions)",
+        "",
+        "| model | " + " | ".join(f"{r:g} kHz" for r in RATES_KHZ) + " |",
+    ]
     lines.append("|---" * (len(RATES_KHZ) + 1) + "|")
     for label, rows in result["rates"].items():
         cells = [f"{r['threshold']:.5g}" if r["resolved"] else "unresolved" for r in rows]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if result["float_vs_quantized"]:
-        lines += ["", "## Float vs quantized", "", "| model | float twin | Pearson | Spearman | TPR ratio @ 1e-5 per signal |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Float vs quantized",
+            "",
+            "| model | float twin | Pearson | Spearman | TPR ratio @ 1e-5 per signal |",
+            "|---|---|---|---|---|",
+        ]
         for label, c in result["float_vs_quantized"].items():
-            ratios = ", ".join(f"{s}: {'n/a' if r is None else f'{r:.3f}'}" for s, r in c[f"tpr_ratio_at_fpr_{COMPARE_FPR:g}"].items())
+            ratios = ", ".join(
+                f"{s}: {'n/a' if r is None else f'{r:.3f}'}"
+                for s, r in c[f"tpr_ratio_at_fpr_{COMPARE_FPR:g}"].items()
+            )
             p, s = c["pearson"], c["spearman"]
-            lines.append(f"| {label} | {c['float_twin']} | {p if p is None else f'{p:.4f}'} | {s if s is None else f'{s:.4f}'} | {ratios} |")
+            lines.append(
+                f"| {label} | {c['float_twin']} | {p if p is None else f'{p:.4f}'} | {s if s is None else f'{s:.4f}'} | {ratios} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -109,13 +129,21 @@ def evaluate_run(
     bkg_events = read_events(background, stop=max_background)
     sig_events = {name: read_events(path) for name, path in signals.items()}
 
-    bkg_scores: dict[str, np.ndarray] = cut_scores(bkg_events)
-    sig_scores: dict[str, dict[str, np.ndarray]] = {name: cut_scores(ev) for name, ev in sig_events.items()}
+    # every model scores all files in one call (one subprocess per Keras model), then we split
+    names = list(sig_events)
+    sizes = [len(bkg_events)] + [len(sig_events[n]) for n in names]
+    edges = np.cumsum([0, *sizes])
+    all_events = np.concatenate([bkg_events, *(sig_events[n] for n in names)])
+    all_scores = cut_scores(all_events)
     for m in models:
-        log.info("scoring with %s", m.label)
-        bkg_scores.update(score(m, bkg_events))
-        for name, ev in sig_events.items():
-            sig_scores[name].update(score(m, ev))
+        log.info("scoring %d events with %s", len(all_events), m.label)
+        all_scores.update(score(m, all_events))
+    del all_events
+    bkg_scores = {label: s[: edges[1]] for label, s in all_scores.items()}
+    sig_scores = {
+        n: {label: s[edges[i + 1] : edges[i + 2]] for label, s in all_scores.items()}
+        for i, n in enumerate(names)
+    }
 
     table = {
         label: {name: metrics.signal_metrics(b, sig_scores[name][label]) for name in sig_events}
@@ -123,10 +151,19 @@ def evaluate_run(
     }
     rates = {label: metrics.thresholds_for_rates(b, RATES_KHZ) for label, b in bkg_scores.items()}
     for name in sig_events:
-        plots.plot_roc_curves({label: (bkg_scores[label], sig_scores[name][label]) for label in bkg_scores}, plot_dir / f"roc_{name}.png", signal=name)
+        plots.plot_roc_curves(
+            {label: (bkg_scores[label], sig_scores[name][label]) for label in bkg_scores},
+            plot_dir / f"roc_{name}.png",
+            signal=name,
+        )
     for label, b in bkg_scores.items():
         slug = label.replace("/", "_").replace(":", "_")
-        plots.plot_score_histograms(b, {name: sig_scores[name][label] for name in sig_events}, plot_dir / f"scores_{slug}.png", title=label)
+        plots.plot_score_histograms(
+            b,
+            {name: sig_scores[name][label] for name in sig_events},
+            plot_dir / f"scores_{slug}.png",
+            title=label,
+        )
     comparison = float_vs_quantized(bkg_scores, table, plot_dir)
 
     result = {

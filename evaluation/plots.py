@@ -20,6 +20,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+
 from l1ad.evaluation import metrics
 
 matplotlib.use("Agg")

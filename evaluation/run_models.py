@@ -55,7 +55,10 @@ def score(model: TrainedModel, particles: np.ndarray) -> dict[str, np.ndarray]:
 
         scores = ebm_score(model.path, particles)
         primary = next(iter(scores))
-        return {(model.label if name == primary else f"{model.label}:{name}"): np.asarray(s, np.float64) for name, s in scores.items()}
+        return {
+            (model.label if name == primary else f"{model.label}:{name}"): np.asarray(s, np.float64)
+            for name, s in scores.items()
+        }
     if model.framework == "sklearn":
         from l1ad.evaluation.baselines import IsolationForestBaseline
 

@@ -64,7 +64,13 @@ def generate_dataset(
         files.append(_write(out / f"background_{split}.h5", n, generate_background, seed, i))
     for j, name in enumerate(signals):
         files.append(
-            _write(out / f"signal_{name}.h5", n_signal, lambda k, s, name=name: generate_signal(name, k, s), seed, 10 + j)
+            _write(
+                out / f"signal_{name}.h5",
+                n_signal,
+                lambda k, s, name=name: generate_signal(name, k, s),
+                seed,
+                10 + j,
+            )
         )
     manifest = {"generator": "l1ad fast generator", "seed": seed, "files": files}
     atomic_write_text(out / "dataset.json", json.dumps(manifest, indent=1))
@@ -80,7 +86,11 @@ def write_summary(data_dir: Path, plot_events: int = 200_000) -> None:
     files = sorted(data_dir.glob("*.h5"))
     summary = {p.name: summarize_file(p) for p in files}
     atomic_write_text(data_dir / "summary.json", json.dumps(summary, indent=1))
-    samples = {p.stem.removeprefix("signal_"): read_events(p, stop=plot_events) for p in files if p.stem != "background_train" and p.stem != "background_val"}
+    samples = {
+        p.stem.removeprefix("signal_"): read_events(p, stop=plot_events)
+        for p in files
+        if p.stem != "background_train" and p.stem != "background_val"
+    }
     plot_distributions(samples, data_dir / "distributions.png")
     log.info("wrote %s and %s", data_dir / "summary.json", data_dir / "distributions.png")
 
@@ -92,5 +102,7 @@ def dataset_paths(data_dir: str | Path) -> tuple[dict[str, Path], dict[str, Path
     sig = {n: d / f"signal_{n}.h5" for n in schema.SIGNAL_NAMES}
     missing = [str(p) for p in [*bkg.values(), *sig.values()] if not p.exists()]
     if missing:
-        raise FileNotFoundError(f"{d}: missing generated files {missing} (run `l1ad data generate --out {d}`)")
+        raise FileNotFoundError(
+            f"{d}: missing generated files {missing} (run `l1ad data generate --out {d}`)"
+        )
     return bkg, sig

@@ -72,7 +72,9 @@ def _particles(f: h5py.File, path: str | Path) -> h5py.Dataset:
     ds = f[schema.DATASET_PARTICLES]
     check_shape(ds.shape, str(path))
     if ds.dtype.kind != "f":
-        raise EventFileError(f"{path}: dataset '{schema.DATASET_PARTICLES}' has dtype {ds.dtype}, expected float")
+        raise EventFileError(
+            f"{path}: dataset '{schema.DATASET_PARTICLES}' has dtype {ds.dtype}, expected float"
+        )
     return ds
 
 
@@ -82,7 +84,12 @@ def count_events(path: str | Path) -> int:
 
 
 def iter_chunks(
-    path: str | Path, chunk_size: int = DEFAULT_CHUNK, *, check: bool = True, start: int = 0, stop: int | None = None
+    path: str | Path,
+    chunk_size: int = DEFAULT_CHUNK,
+    *,
+    check: bool = True,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_row, particles)`` blocks of at most ``chunk_size`` events as float32."""
     with _open(path) as f:
@@ -113,7 +120,10 @@ def data_hash(particles: np.ndarray) -> str:
 def _write_labels(f: h5py.File) -> None:
     """The ``Particles_Classes`` and ``Particles_Names`` string datasets of the layout."""
     strings = h5py.string_dtype("utf-8")
-    for name, labels in ((schema.DATASET_CLASSES, schema.CLASS_LABELS), (schema.DATASET_NAMES, schema.FEATURE_NAMES)):
+    for name, labels in (
+        (schema.DATASET_CLASSES, schema.CLASS_LABELS),
+        (schema.DATASET_NAMES, schema.FEATURE_NAMES),
+    ):
         f.create_dataset(name, data=np.array(labels, dtype=object), dtype=strings, track_times=False)
 
 

@@ -68,7 +68,10 @@ class SummaryAccumulator:
             }
         return {
             "n_events": int(self.n),
-            "occupancy": {names[s]: float(self.occupancy[s] / self.n) if self.n else 0.0 for s in range(schema.N_OBJECTS)},
+            "occupancy": {
+                names[s]: float(self.occupancy[s] / self.n) if self.n else 0.0
+                for s in range(schema.N_OBJECTS)
+            },
             "objects": types,
             "invalid_rows_by_rule": self.invalid,
             "valid": not any(self.invalid.values()),
@@ -88,7 +91,9 @@ def summarize_file(path: str | Path, chunk_size: int = DEFAULT_CHUNK) -> dict:
 def format_summary(s: dict) -> str:
     """Human-readable text of :func:`summarize_file`'s result."""
     lines = [f"{s.get('file', '<array>')}: {s['n_events']} events, {'valid' if s['valid'] else 'INVALID'}"]
-    lines.append(f"{'type':8s} {'objects':>10s} {'<mult>':>7s}  {'pT min..max (mean)':>28s}  {'eta min..max':>14s}  {'phi min..max':>14s}")
+    lines.append(
+        f"{'type':8s} {'objects':>10s} {'<mult>':>7s}  {'pT min..max (mean)':>28s}  {'eta min..max':>14s}  {'phi min..max':>14s}"
+    )
     for name, t in s["objects"].items():
         if t["objects"] == 0:
             lines.append(f"{name:8s} {0:10d} {0.0:7.2f}  (none)")

@@ -43,7 +43,7 @@ class _Common:
     # HGQ style
     beta0: float = 1e-7
     beta_final: float = 1e-5
-    beta_ramp_epochs: int = 20
+    beta_ramp_epochs: int = 10
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from l1ad.evaluation import baselines
 from l1ad.events import schema
 

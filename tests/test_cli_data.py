@@ -60,12 +60,17 @@ def test_generate_is_deterministic_and_complete(tmp_path):
         assert main(["data", "generate", "--out", str(tmp_path / d), "--seed", seed, *args]) == 0
     names = sorted(p.name for p in (tmp_path / "a").glob("*.h5"))
     assert names == sorted(
-        [f"background_{s}.h5" for s in schema.BACKGROUND_SPLITS] + [f"signal_{n}.h5" for n in schema.SIGNAL_NAMES]
+        [f"background_{s}.h5" for s in schema.BACKGROUND_SPLITS]
+        + [f"signal_{n}.h5" for n in schema.SIGNAL_NAMES]
     )
     sha = {d: {n: hashlib.sha256((tmp_path / d / n).read_bytes()).hexdigest() for n in names} for d in "abc"}
     assert sha["a"] == sha["b"], "same seed, same bytes"
     assert all(sha["a"][n] != sha["c"][n] for n in names), "another seed, other events"
-    assert [io.count_events(tmp_path / "a" / f"background_{s}.h5") for s in ("train", "val", "test")] == [5000, 1000, 5000]
+    assert [io.count_events(tmp_path / "a" / f"background_{s}.h5") for s in ("train", "val", "test")] == [
+        5000,
+        1000,
+        5000,
+    ]
     assert io.count_events(tmp_path / "a" / "signal_Ato4l.h5") == 500
     manifest = json.loads((tmp_path / "a" / "dataset.json").read_text())
     assert manifest["seed"] == 5 and sum(f["n_events"] for f in manifest["files"]) == 13000

@@ -23,7 +23,10 @@ def test_evaluate_writes_table_json_and_plots(tmp_path):
     test = io.write_events(tmp_path / "bkg_test.h5", make_particles(20000, seed=2))
     sig = io.write_events(tmp_path / "sig.h5", _signal(2000, seed=3))
     run = tmp_path / "run"
-    assert main(["train", "--model", "iforest", "--background", str(train), "--out", str(run), "--seed", "3"]) == 0
+    assert (
+        main(["train", "--model", "iforest", "--background", str(train), "--out", str(run), "--seed", "3"])
+        == 0
+    )
     meta = json.loads((run / "iforest" / "meta.json").read_text())
     assert meta["framework"] == "sklearn" and meta["n_train"] == 3000 and len(meta["data_sha256"]) == 64
 
@@ -32,7 +35,14 @@ def test_evaluate_writes_table_json_and_plots(tmp_path):
     assert result["n_background"] == 20000
     assert set(result["models"]) == {"iforest", "ht", "met", "lead_lepton_pt"}
     m = result["models"]["met"]["hardmu"]
-    for key in ("auroc", "auroc_err", "auprc", "tpr_at_fpr_1e-4", "tpr_at_fpr_1e-5", "eff_at_rejection_0.9999"):
+    for key in (
+        "auroc",
+        "auroc_err",
+        "auprc",
+        "tpr_at_fpr_1e-4",
+        "tpr_at_fpr_1e-5",
+        "eff_at_rejection_0.9999",
+    ):
         assert key in m
     assert m["auroc"] > 0.95  # +150 GeV MET is an easy cut
     assert m["tpr_at_fpr_1e-5"] is None, "1e-5 is not resolved by 20k background events"

@@ -39,7 +39,10 @@ def test_foreign_float64_file_with_extra_datasets_loads(tmp_path, particles):
     path = tmp_path / "adc2021_like.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("Particles", data=particles.astype(np.float64))
-        f.create_dataset("Particles_Classes", data=np.array([b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4"]))
+        f.create_dataset(
+            "Particles_Classes",
+            data=np.array([b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4"]),
+        )
         f.create_dataset("Particles_Names", data=np.array([b"Pt", b"Eta", b"Phi", b"Class"]))
         f.create_dataset("EvtId", data=np.arange(len(particles)))
     back = io.read_events(path)
@@ -89,7 +92,11 @@ CORRUPTIONS = {
     "negative_pt": (lambda p: p.__setitem__((17, 9, schema.PT), -4.0), "negative pT", 9),
     "phi_range": (lambda p: p.__setitem__((17, 0, schema.PHI), 3.5), "outside \\[-pi, pi\\]", 0),
     "eta_acceptance": (lambda p: p.__setitem__((17, 5, slice(None)), [30.0, 2.5, 0.0, 3]), "acceptance", 5),
-    "class_code": (lambda p: p.__setitem__((17, 9, slice(None)), [30.0, 0.1, 0.0, 2]), "class 2 in a slot of class 4", 9),
+    "class_code": (
+        lambda p: p.__setitem__((17, 9, slice(None)), [30.0, 0.1, 0.0, 2]),
+        "class 2 in a slot of class 4",
+        9,
+    ),
     "padding": (lambda p: p.__setitem__((17, 18, slice(None)), [0.0, 0.7, 0.0, 0]), "padded slot", 18),
     "met_missing": (lambda p: p.__setitem__((17, 0, schema.CLASS), 0), None, 0),
 }

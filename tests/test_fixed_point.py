@@ -13,7 +13,12 @@ from l1ad.quantization.fixed_point import FixedPoint
 
 @pytest.mark.parametrize(
     "k,i,f,overflow,rounding",
-    [(k, i, f, o, r) for k, (i, f), o, r in itertools.product((0, 1), ((3, 4), (0, 6), (5, -1), (-2, 8)), ("WRAP", "SAT"), ("TRN", "RND"))],
+    [
+        (k, i, f, o, r)
+        for k, (i, f), o, r in itertools.product(
+            (0, 1), ((3, 4), (0, 6), (5, -1), (-2, 8)), ("WRAP", "SAT"), ("TRN", "RND")
+        )
+    ],
 )
 def test_quantize_matches_hgq2_quantizers(k, i, f, overflow, rounding):
     t = FixedPoint(k, i, f, overflow, rounding)
@@ -46,7 +51,9 @@ def test_wrap_and_saturate_on_purpose():
     np.testing.assert_array_equal(wrap.quantize([3, 4, 5, -5, -4]), [3, -4, -3, 3, -4])
     sat = FixedPoint(1, 2, 0, overflow="SAT")
     np.testing.assert_array_equal(sat.quantize([3, 4, 100, -100]), [3, 3, 3, -4])
-    np.testing.assert_array_equal(FixedPoint(0, 2, 1, rounding="RND").quantize([0.24, 0.25, 0.74, 0.75]), [0, 0.5, 0.5, 1.0])
+    np.testing.assert_array_equal(
+        FixedPoint(0, 2, 1, rounding="RND").quantize([0.24, 0.25, 0.74, 0.75]), [0, 0.5, 0.5, 1.0]
+    )
 
 
 def test_qkeras_conversion_excludes_sign_from_integer():

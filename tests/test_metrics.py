@@ -8,8 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from l1ad.evaluation import metrics
 from sklearn.metrics import roc_auc_score
+
+from l1ad.evaluation import metrics
 
 # bkg = [0, 1, 2, 3], sig = [2.5, 3.5]: 2.5 beats 3 of 4 background, 3.5 beats all 4 -> 7/8.
 TINY_BKG = np.array([0.0, 1.0, 2.0, 3.0])

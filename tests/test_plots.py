@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from l1ad.evaluation import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from l1ad.reports.parts import PARTS, PartResources, known_parts, part_resources
 from l1ad.reports.vendor import (
     find_vendor_reports,

@@ -9,15 +9,17 @@ Truth objects from a process generator are collected in a :class:`Truth` record 
 2. **Lepton pre-filter** (``schema.LEPTON_TRIGGER_PT``): at least one e or mu in acceptance above
    23 GeV after smearing. Failing events are dropped *before* the expensive steps, which is what
    keeps the generator fast.
-3. **Pileup**: Poisson(``PILEUP_MEAN`` = 1.5) soft jets per event with ``pT ~ pT^-5`` above 12 GeV,
-   flat in ``|eta| < 4.7``, so about half end up just above the 15 GeV jet threshold after smearing
-   (softer pileup deposits are part of the MET soft term below).
+3. **Pileup and extra radiation**: Poisson(``PILEUP_MEAN`` = 4.5, at most 10) soft jets per event with
+   ``pT ~ pT^-6`` above 14 GeV, flat in ``|eta| < 4.7``; about 1.7 per event end up above the 15 GeV
+   jet threshold after smearing (tuned to the jet multiplicity and HT of the Pythia reference with 20
+   pileup events, ``tests/data/pythia_reference``; softer deposits are part of the MET soft term).
 4. **Jets** (hard and pileup) are smeared with ``sigma/pT = N/pT (+) S/sqrt(pT) (+) C`` (N = 4 GeV
    pileup noise, S = 1.0, C = 7%: about 25% at 20 GeV, 12% at 100 GeV).
 5. **MET** (our choice, documented): the true invisible transverse momentum (vector sum of the
    neutrinos), plus the mismeasurement of every visible object (``pT_true - pT_smeared`` along its
    direction, including objects below threshold or outside the L1 acceptance since calorimeter towers
-   see them), plus a soft-term noise ``N(0, 0.5 sqrt(sum ET))`` per component, where ``sum ET`` is the
+   see them), plus a soft-term noise ``N(0, 0.65 sqrt(sum ET))`` per component (0.65 tuned to the Pythia
+   reference MET), where ``sum ET`` is the
    scalar sum of visible truth pT plus an underlying-event term (Gamma distributed, mean 60 GeV).
    Slot 0 is ``[MET, 0, phi_MET, 1]``.
 6. **Slots**: per type, objects in acceptance and above threshold (``schema.OBJECT_TYPES``, compared
@@ -55,12 +57,12 @@ PI32 = np.nextafter(np.float32(np.pi), np.float32(0.0))
 EG_STOCHASTIC, EG_CONSTANT, EG_ANGLE = 0.12, 0.015, 0.01
 MU_CONSTANT, MU_SLOPE, MU_ANGLE = 0.015, 0.0003, 0.02
 JET_NOISE, JET_STOCHASTIC, JET_CONSTANT, JET_ANGLE = 4.0, 1.0, 0.07, 0.04
-MET_SOFT_TERM = 0.5  # sigma per MET component = MET_SOFT_TERM * sqrt(sum ET)
+MET_SOFT_TERM = 0.65  # sigma per MET component = MET_SOFT_TERM * sqrt(sum ET)
 UE_SHAPE, UE_SCALE = 4.0, 15.0  # underlying-event sum ET ~ Gamma(4, 15 GeV), mean 60 GeV
 
 # Pileup soft jets.
-PILEUP_MEAN, PILEUP_MAX = 1.5, 5
-PILEUP_PT_MIN, PILEUP_INDEX, PILEUP_ETA_MAX = 12.0, 5.0, 4.7
+PILEUP_MEAN, PILEUP_MAX = 4.5, 10
+PILEUP_PT_MIN, PILEUP_INDEX, PILEUP_ETA_MAX = 14.0, 6.0, 4.7
 
 
 class Truth:
@@ -225,3 +227,11 @@ def simulate(truth: Truth, rng: np.random.Generator) -> np.ndarray:
     _fill(out, MUON, mu_pt, mu_eta, mu_phi, mu_ok)
     _fill(out, JET, j_pt, j_eta, j_phi, _accepted(JET, j_pt, j_eta))
     return out
+
+
+# Public names of the building blocks shared with the Pythia L1 emulation (l1ad.events.pythia.detector).
+smear_egamma = _smear_egamma
+smear_muon = _smear_muon
+smear_jet = _smear_jet
+accepted = _accepted
+fill_slots = _fill
