@@ -102,8 +102,8 @@ def _validate(args: argparse.Namespace) -> int:
     from l1ad.events import validate as val
     from l1ad.events.io import EventWriter, iter_chunks
 
-    if (args.repair or args.drop_invalid) and not args.out:
-        raise ValueError("--repair/--drop-invalid need --out FILE (the input is never modified)")
+    if (args.repair or args.drop_invalid) != bool(args.out):
+        raise ValueError("--repair/--drop-invalid and --out FILE go together (the input is never modified)")
     if not args.out:
         n = 0
         for _, block in iter_chunks(args.file):  # raises EventFileError on the first bad row

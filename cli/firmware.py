@@ -36,7 +36,9 @@ def add_args(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument(
         "--events", type=Path, default=None, help="events file (.h5 Particles or .npy); default: target's"
     )
-    e.add_argument("--out", type=Path, default=None, help="write the firmware scores here (.npy)")
+    e.add_argument(
+        "--out", type=Path, default=None, help="write the firmware scores to exactly this path (.npy format)"
+    )
     e.add_argument("--chunk", type=int, default=65536, help="events per C-sim call")
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
     e.add_argument("--threads", type=int, default=None, help="C-sim threads (default: all cores)")
@@ -79,14 +81,23 @@ def _emulate(args, target, project: Path, run_dir) -> int:
     from l1ad.emulation import events_file
     from l1ad.emulation.compare import emulate
     from l1ad.emulation.csim import CSim
-    from l1ad.hls.convert import load_firmware_model, read_metadata
+    from l1ad.events.io import atomic_write_text
+    from l1ad.hls.convert import find_model_file, load_firmware_model, read_metadata, sha256_file
 
     events = args.events or target.resolve(target.events, run_dir)
     if events is None:
         print("no events: pass --events or set 'events' in the target", file=sys.stderr)
         return 2
     meta = read_metadata(project)
-    model, _ = load_firmware_model(target.resolve(target.model, run_dir))
+    model_dir = target.resolve(target.model, run_dir)
+    if sha256_file(find_model_file(model_dir)) != meta["model_sha256"]:
+        print(
+            f"{project}: project is stale (model changed since build): "
+            f"rebuild with `l1ad firmware build {args.target}`",
+            file=sys.stderr,
+        )
+        return 2
+    model, _ = load_firmware_model(model_dir)
     csim = CSim(project)
     n_total = events_file.count_events(events)
     if args.limit is not None:
@@ -112,16 +123,17 @@ def _emulate(args, target, project: Path, run_dir) -> int:
             f"RTL (Verilator): {rtl['n_events']} events, {rtl['n_mismatch']} mismatches vs C-sim ({rtl['events_per_second']:,.0f} events/s)"
         )
         rc = rc or int(rtl["n_mismatch"] > 0)
-    (project / "emulation.json").write_text(json.dumps(out, indent=1, sort_keys=True, default=str) + "\n")
+    atomic_write_text(
+        project / "emulation.json", json.dumps(out, indent=1, sort_keys=True, default=str) + "\n"
+    )
     return rc
 
 
 def _rtl_check(project: Path, meta: dict, events: Path, limit: int | None, csim) -> dict:
     import time
 
-    import numpy as np
-
     from l1ad.emulation import events_file
+    from l1ad.emulation.compare import count_mismatches
     from l1ad.emulation.rtl import RTLSim
 
     if meta["strategy"] != "distributed_arithmetic":
@@ -132,7 +144,7 @@ def _rtl_check(project: Path, meta: dict, events: Path, limit: int | None, csim)
         t0 = time.perf_counter()
         y_rtl = sim.predict(x)
         seconds += time.perf_counter() - t0
-        bad += int(np.sum(np.any(y_rtl != csim.predict(x), axis=1)))
+        bad += count_mismatches(y_rtl, csim.predict(x))
         n += len(x)
     return {"n_events": n, "n_mismatch": bad, "events_per_second": n / seconds if seconds else 0.0}
 

@@ -17,7 +17,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: Subcommand modules under ``l1ad.cli``, in the order they appear in ``--help``.
-MODULES = ("data", "train", "evaluate", "firmware", "ebm", "pipeline")
+MODULES = ("data", "train", "evaluate", "scan", "firmware", "ebm", "pipeline")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     func = getattr(args, "func", None) or owners[args.command].main
     try:
         return int(func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
         if args.verbose:
             raise
         logging.getLogger("l1ad").error("%s", e)

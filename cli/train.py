@@ -64,6 +64,18 @@ def teacher_scores(teacher: Path, background: str, max_events: int | None) -> np
     return np.maximum(s, 0.0) + 1e-6
 
 
+def record_teacher(student_dir: Path, teacher: Path) -> None:
+    """Name the teacher in the student's ``meta.json`` (evaluation compares the two)."""
+    from l1ad.events.io import atomic_write_text
+
+    meta_path = student_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    t = json.loads((teacher / "meta.json").read_text())
+    label = f"{t['model']}/{t['quantization']}"
+    meta["teacher"] = {"model_dir": str(teacher), "label": label, "target": "log(teacher score)"}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     common = dict(
@@ -96,5 +108,7 @@ def main(args: argparse.Namespace) -> int:
             log.info("student teacher: %s", teacher)
             extra["teacher_scores"] = teacher_scores(teacher, args.background, args.max_events)
         path = train_model(args.model, args.quantization, **common, **extra)
+        if args.model == "student":
+            record_teacher(path, teacher)
     log.info("model written to %s", path)
     return 0

@@ -3,15 +3,14 @@ on a mismatch the first layer whose outputs differ.
 
 Bit-exact means equal: the firmware score and the Keras score are compared with ``==`` (float64
 holds every fixed-point value exactly); any difference counts as a mismatch. Trigger decisions
-are computed twice, independently: in Python on the Keras score (``score > threshold``) and on
-the firmware score as an integer of its fixed-point type against the header integers
-(``score_int > THRESHOLD_RAW``).
+are computed twice with :func:`l1ad.hls.thresholds.fires`, independently: in Python on the Keras
+score (``score > threshold``) and on the firmware score as an integer of its fixed-point type
+against the header integers (``score_int > THRESHOLD_RAW``). A run over zero events is not OK.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from l1ad.events.io import atomic_path
 from l1ad.hls.convert import keras_predict
+from l1ad.hls.thresholds import fires
 from l1ad.quantization.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class EmulationResult:
 
     @property
     def ok(self) -> bool:
-        return self.n_mismatch == 0 and not any(self.decision_mismatch.values())
+        """Every event bit-exact and every decision equal, over at least one event."""
+        return self.n_events > 0 and self.n_mismatch == 0 and not any(self.decision_mismatch.values())
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -68,18 +70,26 @@ class EmulationResult:
             lines.append(f"  trigger {key}: {self.fire_counts.get(key, 0)} fire, {n} decision mismatches")
         if self.first_bad_layer:
             lines.append(f"  first layer that differs: {self.first_bad_layer}")
-        lines.append("BIT-EXACT" if self.ok else "MISMATCH")
+        if self.n_events == 0:
+            lines.append("NO EVENTS: nothing was compared (empty events file or --limit 0)")
+        else:
+            lines.append("BIT-EXACT" if self.ok else "MISMATCH")
         return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- pure helpers
-def count_mismatches(y_fw: np.ndarray, y_ref: np.ndarray) -> int:
-    """Events whose outputs are not all exactly equal."""
+def mismatching_events(y_fw: np.ndarray, y_ref: np.ndarray) -> np.ndarray:
+    """Boolean mask (N,): events whose outputs are not all exactly equal."""
     a = np.asarray(y_fw, dtype=np.float64).reshape(len(y_fw), -1)
     b = np.asarray(y_ref, dtype=np.float64).reshape(len(y_ref), -1)
     if a.shape != b.shape:
         raise ValueError(f"output shapes differ: firmware {a.shape}, Keras {b.shape}")
-    return int(np.sum(np.any(a != b, axis=1)))
+    return np.any(a != b, axis=1)
+
+
+def count_mismatches(y_fw: np.ndarray, y_ref: np.ndarray) -> int:
+    """Events whose outputs are not all exactly equal."""
+    return int(np.sum(mismatching_events(y_fw, y_ref)))
 
 
 def score_ints(scores: np.ndarray, score_type: FixedPoint) -> np.ndarray:
@@ -90,16 +100,10 @@ def score_ints(scores: np.ndarray, score_type: FixedPoint) -> np.ndarray:
     return s.astype(np.int64)
 
 
-def decisions_python(scores: np.ndarray, thresholds: list[dict[str, Any]]) -> np.ndarray:
-    """(N, T) ``score > threshold`` on float scores (the Python/evaluation decision)."""
+def threshold_arrays(thresholds: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, raws)`` of metadata.json thresholds: float thresholds and the header integers."""
     values = np.array([t["value"] for t in thresholds], dtype=np.float64)
-    return np.asarray(scores, dtype=np.float64).reshape(-1, 1) > values
-
-
-def decisions_firmware(score_int: np.ndarray, thresholds: list[dict[str, Any]]) -> np.ndarray:
-    """(N, T) ``score_int > THRESHOLD_RAW`` (the firmware decision, header integers)."""
-    raw = np.array([t["raw"] for t in thresholds], dtype=np.int64)
-    return np.asarray(score_int, dtype=np.int64).reshape(-1, 1) > raw
+    return values, np.array([t["raw"] for t in thresholds], dtype=np.int64)
 
 
 def match_layers(keras_names: list[str], hls_names: list[str]) -> list[tuple[str, str]]:
@@ -115,30 +119,6 @@ def match_layers(keras_names: list[str], hls_names: list[str]) -> list[tuple[str
         if parts:
             pairs.append((name, parts[-1]))
     return pairs
-
-
-_CPP_TYPE = re.compile(r"ap_(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*(\w+))?\s*(?:,\s*(\w+))?.*>")
-
-
-def quantize_cpp(values: np.ndarray, cpp: str) -> np.ndarray:
-    """``values`` converted to the C++ type ``ap_[u]fixed<W,I,Q,O,...>`` (RND/TRN; WRAP/SAT/SAT_SYM)."""
-    m = _CPP_TYPE.fullmatch(cpp.strip())
-    if m is None:
-        return np.asarray(values, dtype=np.float64)
-    k = 0 if m.group(1) else 1
-    width, integer = int(m.group(2)), int(m.group(3))
-    f = width - integer
-    v = np.asarray(values, dtype=np.float64) * 2.0**f
-    n = np.floor(v + 0.5) if (m.group(4) or "AP_TRN").startswith("AP_RND") else np.floor(v)
-    lo, hi = -k * 2.0 ** (width - 1), 2.0 ** (width - k) - 1
-    mode = m.group(5) or "AP_WRAP"
-    if mode == "AP_SAT_SYM" and k:
-        n = np.clip(n, -hi, hi)
-    elif mode.startswith("AP_SAT"):
-        n = np.clip(n, lo, hi)
-    else:
-        n = np.mod(n - lo, 2.0**width) + lo
-    return n * 2.0**-f
 
 
 def compare_layers(
@@ -164,7 +144,7 @@ def compare_layers(
             continue
         agree = k == h
         if hls_types and h_name in hls_types:
-            agree |= quantize_cpp(k, hls_types[h_name]) == h
+            agree |= FixedPoint.parse(hls_types[h_name]).quantize(k) == h
         out.append(LayerDiff(k_name, h_name, int(k.size), int(np.sum(~agree))))
     return out
 
@@ -212,12 +192,14 @@ def emulate(
     """Run the C-sim on every event (``inputs``: an array or an iterator of (n, 57) chunks).
 
     Compares each chunk with Keras, counts mismatching events and trigger decisions, and traces
-    the mismatching events layer by layer. Scores are saved to ``scores_out`` (.npy) if given.
+    the mismatching events layer by layer. Scores are saved to exactly ``scores_out`` (in .npy
+    format, atomically) if given.
     """
     meta = csim._meta(project)
     score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
     thresholds = meta.get("thresholds") or []
     keys = [f"{t['rate_khz']:g}kHz" for t in thresholds]
+    values, raws = threshold_arrays(thresholds)
     chunks = _chunks(inputs, chunk)
     bar = None
     if progress:
@@ -231,7 +213,7 @@ def emulate(
         y_fw = csim.predict(x, project, n_threads=n_threads)
         t_sim += time.perf_counter() - t0
         y_k = keras_predict(model, x)
-        bad = np.any(y_fw != y_k.reshape(y_fw.shape), axis=1)
+        bad = mismatching_events(y_fw, y_k)
         result.n_events += len(x)
         result.n_mismatch += int(bad.sum())
         if bad.any() and sum(len(b) for b in bad_x) < max_trace_events:
@@ -245,8 +227,8 @@ def emulate(
                     }
                 )
         if thresholds:
-            d_py = decisions_python(y_k[:, 0], thresholds)
-            d_fw = decisions_firmware(score_ints(y_fw[:, 0], score_type), thresholds)
+            d_py = fires(y_k[:, 0], values)
+            d_fw = fires(score_ints(y_fw[:, 0], score_type), raws)
             for j, key in enumerate(keys):
                 result.decision_mismatch[key] += int(np.sum(d_py[:, j] != d_fw[:, j]))
                 result.fire_counts[key] += int(np.sum(d_fw[:, j]))
@@ -259,7 +241,8 @@ def emulate(
     result.events_per_second = result.n_events / t_sim if t_sim > 0 else 0.0
     if scores_out is not None:
         scores = np.concatenate(all_scores) if all_scores else np.zeros((0, meta["output"]["size"]))
-        np.save(scores_out, scores.astype(np.float64))
+        with atomic_path(scores_out, suffix=".npy") as tmp:
+            np.save(tmp, scores.astype(np.float64))
     if bad_x:
         xb = np.concatenate(bad_x)[:max_trace_events]
         result.layers = trace_first_difference(model, csim, xb, project)

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,20 @@ def _sources_hash(projects: list[Path], metas: list[dict[str, Any]]) -> str:
 
 
 def build_library(projects: list[Path], build_dir: Path, jobs: int = 2) -> Path:
-    """Compile the projects (and the common globals) into one shared library; cached by content."""
+    """Compile the projects (and the common globals) into one shared library; cached by content.
+
+    The library is ``libl1ad_csim_<set>_<content>.so``: ``<set>`` names this set of projects,
+    ``<content>`` hashes their sources. It is linked under a temporary name and renamed into place,
+    so an interrupted link never leaves a truncated library that looks up to date. Older libraries
+    of the same set are removed; other sets' libraries in ``build_dir`` are left alone.
+    """
     metas = [read_metadata(p) for p in projects]
     names = [m["namespace"] for m in metas]
     if len(set(names)) != len(names):
         raise ValueError(f"projects share a C++ namespace ({names}): they cannot live in one library")
     build_dir.mkdir(parents=True, exist_ok=True)
-    lib = build_dir / f"libl1ad_csim_{_sources_hash(projects, metas)}.so"
+    set_key = hashlib.sha256("\0".join(str(Path(p).resolve()) for p in projects).encode()).hexdigest()[:8]
+    lib = build_dir / f"libl1ad_csim_{set_key}_{_sources_hash(projects, metas)}.so"
     if lib.is_file():
         logger.info("C-sim library %s is up to date", lib.name)
         return lib
@@ -151,12 +159,20 @@ def build_library(projects: list[Path], build_dir: Path, jobs: int = 2) -> Path:
     for proc, cmd in running:
         _wait(proc, cmd)
     objects = [str(o) for _, o in jobs_list]
-    for stale in build_dir.glob("libl1ad_csim_*.so"):
-        stale.unlink()
-    link = [CXX, "-shared", "-fopenmp", *objects, "-o", str(lib)]
-    _wait(subprocess.Popen(link, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), link)
+    fd, tmp = tempfile.mkstemp(prefix=f".{lib.stem}.", suffix=".so.partial", dir=build_dir)
+    os.close(fd)
+    try:
+        link = [CXX, "-shared", "-fopenmp", *objects, "-o", tmp]
+        _wait(subprocess.Popen(link, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), link)
+        os.replace(tmp, lib)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     for _, obj in jobs_list:
         obj.unlink(missing_ok=True)
+    for stale in build_dir.glob(f"libl1ad_csim_{set_key}_*.so"):
+        if stale != lib:
+            stale.unlink()
     return lib
 
 

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from l1ad.events.io import atomic_write_text
 from l1ad.quantization.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
 
 RTL_TOP = "l1ad_model"
 RTL_DIR = "rtl"
+SUMMARY_FILE = "l1ad_summary.json"
 
 
 # --------------------------------------------------------------------------- tools
@@ -62,10 +64,8 @@ def input_type(meta: dict[str, Any]) -> FixedPoint:
 
 
 def hardware_inputs(x: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """Inputs as the firmware sees them: converted to the C++ input type (rounding, SAT/SAT_SYM/WRAP)."""
-    from l1ad.emulation.compare import quantize_cpp
-
-    return quantize_cpp(np.asarray(x, dtype=np.float64), meta["input"]["cpp"]).astype(np.float32)
+    """Inputs as the firmware sees them: converted to the C++ input type (its rounding and overflow)."""
+    return FixedPoint.parse(meta["input"]["cpp"]).quantize(x).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- adder graph
@@ -144,13 +144,14 @@ def write_rtl(model: Any, project_dir: Path, latency_cutoff: float | None = None
         reg_bits=int(rtl_meta.get("reg_bits", 0)),
         clock_period_ns=float(meta["clock_period_ns"]),
     )
-    (rtl_dir / "l1ad_summary.json").write_text(json.dumps(summary.to_dict(), indent=1, sort_keys=True) + "\n")
+    atomic_write_text(rtl_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=1, sort_keys=True) + "\n")
     logger.info("da4ml RTL in %s: %d stages, ~%d LUTs", rtl_dir, summary.stages, summary.cost_luts)
     return summary
 
 
 def read_rtl_summary(project_dir: Path) -> dict[str, Any] | None:
-    path = Path(project_dir) / RTL_DIR / "l1ad_summary.json"
+    """The :class:`CombSummary` saved by :func:`write_rtl` (a dict), or None for projects without RTL."""
+    path = Path(project_dir) / RTL_DIR / SUMMARY_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from l1ad.events import schema
+from l1ad.events.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -88,17 +88,9 @@ class IsolationForestBaseline:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model with joblib, atomically (temp file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                joblib.dump(self, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_path(path) as tmp:
+            joblib.dump(self, tmp)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IsolationForestBaseline:

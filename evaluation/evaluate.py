@@ -31,16 +31,25 @@ def _tpr(m: dict, fpr: float) -> float | None:
     return m.get(f"tpr_at_fpr_{fpr:.0e}".replace("e-0", "e-"))
 
 
-def float_vs_quantized(
-    bkg: dict[str, np.ndarray], table: dict[str, dict[str, dict]], plot_dir: Path
-) -> dict[str, dict]:
-    """Correlation of float and quantized scores and TPR ratios, for every model with both."""
-    out = {}
-    for label in bkg:
+def reference_pairs(labels: list[str], teachers: dict[str, str]) -> dict[str, str]:
+    """``{label: reference}``: each quantized model's float twin, and each student's teacher."""
+    pairs = {}
+    for label in labels:
         name, _, quant = label.partition("/")
-        twin = f"{name}/float"
-        if quant in ("", "float") or ":" in quant or twin not in bkg:
-            continue
+        if quant not in ("", "float") and ":" not in quant and f"{name}/float" in labels:
+            pairs[label] = f"{name}/float"
+        if label in teachers and teachers[label] in labels:
+            pairs[label] = teachers[label]
+    return pairs
+
+
+def float_vs_quantized(
+    bkg: dict[str, np.ndarray], table: dict[str, dict[str, dict]], plot_dir: Path, teachers: dict[str, str]
+) -> dict[str, dict]:
+    """Score correlation and TPR ratios of every quantized model against its float twin, and of
+    every student against its teacher (how much sensitivity survives the distillation)."""
+    out = {}
+    for label, twin in reference_pairs(list(bkg), teachers).items():
         corr = metrics.score_correlation(bkg[twin], bkg[label])
         ratios = {}
         for signal in table[label]:
@@ -54,7 +63,7 @@ def float_vs_quantized(
             plot_dir / f"tpr_ratio_{slug}.png",
             fpr=COMPARE_FPR,
         )
-        out[label] = {"float_twin": twin, **corr, f"tpr_ratio_at_fpr_{COMPARE_FPR:g}": ratios}
+        out[label] = {"reference": twin, **corr, f"tpr_ratio_at_fpr_{COMPARE_FPR:g}": ratios}
     return out
 
 
@@ -110,7 +119,7 @@ def format_markdown(result: dict) -> str:
             )
             p, s = c["pearson"], c["spearman"]
             lines.append(
-                f"| {label} | {c['float_twin']} | {p if p is None else f'{p:.4f}'} | {s if s is None else f'{s:.4f}'} | {ratios} |"
+                f"| {label} | {c['reference']} | {p if p is None else f'{p:.4f}'} | {s if s is None else f'{s:.4f}'} | {ratios} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -125,6 +134,10 @@ def evaluate_run(
     run_dir = Path(run_dir)
     plot_dir = run_dir / "plots"
     models = discover(run_dir)
+    if not models:
+        raise ValueError(
+            f"{run_dir}: no trained models (no */meta.json); train one with `l1ad train ... --out {run_dir}`"
+        )
     log.info("evaluating %d trained models of %s (+ cut baselines)", len(models), run_dir)
     bkg_events = read_events(background, stop=max_background)
     sig_events = {name: read_events(path) for name, path in signals.items()}
@@ -164,7 +177,8 @@ def evaluate_run(
             plot_dir / f"scores_{slug}.png",
             title=label,
         )
-    comparison = float_vs_quantized(bkg_scores, table, plot_dir)
+    teachers = {m.label: m.teacher for m in models if m.teacher}
+    comparison = float_vs_quantized(bkg_scores, table, plot_dir, teachers)
 
     result = {
         "run_dir": str(run_dir),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import matplotlib
 import numpy as np
 
 from l1ad.evaluation import metrics
+from l1ad.events.io import save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -37,21 +37,7 @@ ROC_GRID_POINTS = 1000
 
 def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
     """Save ``fig`` atomically to ``path`` and close it."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    finally:
-        plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _fmt(x: float | None) -> str:

@@ -26,6 +26,7 @@ class TrainedModel:
     model: str
     quantization: str
     framework: str
+    teacher: str | None = None  # students: the label of the model they distil
 
     @property
     def label(self) -> str:
@@ -40,7 +41,10 @@ def discover(run_dir: str | Path) -> list[TrainedModel]:
         missing = {"model", "quantization", "framework"} - set(meta)
         if missing:
             raise ValueError(f"{meta_path}: missing keys {sorted(missing)}")
-        found.append(TrainedModel(meta_path.parent, meta["model"], meta["quantization"], meta["framework"]))
+        teacher = (meta.get("teacher") or {}).get("label")
+        found.append(
+            TrainedModel(meta_path.parent, meta["model"], meta["quantization"], meta["framework"], teacher)
+        )
     return sorted(found, key=lambda m: m.label)
 
 

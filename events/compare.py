@@ -66,7 +66,12 @@ def _m_massless(objs: list[np.ndarray]) -> np.ndarray:
     e = px = py = pz = 0.0
     for o in objs:
         pt, eta, phi = o[:, 0].astype(np.float64), o[:, 1].astype(np.float64), o[:, 2].astype(np.float64)
-        e, px, py, pz = e + pt * np.cosh(eta), px + pt * np.cos(phi), py + pt * np.sin(phi), pz + pt * np.sinh(eta)
+        e, px, py, pz = (
+            e + pt * np.cosh(eta),
+            px + pt * np.cos(phi),
+            py + pt * np.sin(phi),
+            pz + pt * np.sinh(eta),
+        )
     return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
 
 
@@ -158,13 +163,19 @@ def format_table(result: dict, name_a: str = "A", name_b: str = "B") -> str:
     lines.append(f"  {'slot':<8}{name_a[:10]:>11}{name_b[:10]:>11}{'diff':>9}")
     for s, o in result["occupancy"].items():
         lines.append(f"  {s:<8}{o['a']:>11.3f}{o['b']:>11.3f}{o['diff']:>+9.3f}")
-    lines += ["", f"  {'feature':<16}{'KS':>7}{'W1':>9}{'W1/std':>8}{'mean A':>9}{'mean B':>9}{'n A':>8}{'n B':>8}"]
+    lines += [
+        "",
+        f"  {'feature':<16}{'KS':>7}{'W1':>9}{'W1/std':>8}{'mean A':>9}{'mean B':>9}{'n A':>8}{'n B':>8}",
+    ]
     for k, d in result["features"].items():
         lines.append(
             f"  {k:<16}{d['ks']:>7.3f}{d['w1']:>9.3f}{d['w1_rel']:>8.3f}{d['mean_a']:>9.2f}{d['mean_b']:>9.2f}"
             f"{d['n_a']:>8}{d['n_b']:>8}"
         )
-    lines += ["", f"  {'mass':<8}{'peak A':>8}{'peak B':>8}{'median A':>10}{'median B':>10}{'n A':>8}{'n B':>8}"]
+    lines += [
+        "",
+        f"  {'mass':<8}{'peak A':>8}{'peak B':>8}{'median A':>10}{'median B':>10}{'n A':>8}{'n B':>8}",
+    ]
     for k, m in result["masses"].items():
         a, b = m["a"], m["b"]
         lines.append(
@@ -186,7 +197,9 @@ _PLOT_FEATURES = (
 )  # fmt: skip
 
 
-def plot_comparison(a: np.ndarray, b: np.ndarray, path: str | Path, labels: tuple[str, str] = ("A", "B")) -> Path:
+def plot_comparison(
+    a: np.ndarray, b: np.ndarray, path: str | Path, labels: tuple[str, str] = ("A", "B")
+) -> Path:
     """Overlay histograms (occupancy, features, masses) of two samples into a PNG."""
     import matplotlib
 

@@ -131,7 +131,7 @@ def plot_distributions(samples: dict[str, np.ndarray], path: str | Path) -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from l1ad.events.io import atomic_path
+    from l1ad.events.io import save_figure
 
     quantities = {name: physics_quantities(p) for name, p in samples.items()}
     keys = list(next(iter(quantities.values())))
@@ -147,7 +147,4 @@ def plot_distributions(samples: dict[str, np.ndarray], path: str | Path) -> Path
     axes[0].set_ylabel("normalized events")
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)

@@ -13,6 +13,7 @@ first layer that differs from Keras without regenerating the project.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from l1ad.events.io import atomic_write_text
 from l1ad.hls import estimate, postprocess, thresholds
 from l1ad.hls.target import FirmwareTarget
 from l1ad.quantization.fixed_point import FixedPoint
@@ -53,38 +55,33 @@ def find_model_file(model_dir: str | Path) -> Path:
 
 
 def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
-    """``meta.json`` of a model directory (via ``l1ad.models.keras_io`` when available); {} if none."""
+    """``meta.json`` of a model directory, {} if there is none."""
     p = Path(model_dir)
     meta = (p if p.is_dir() else p.parent) / "meta.json"
-    if not meta.is_file():
-        return {}
-    try:
-        from l1ad.models.keras_io import read_meta
-    except ImportError:
-        return json.loads(meta.read_text())
-    return dict(read_meta(meta.parent))
+    return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
 def load_firmware_model(model_dir: str | Path) -> tuple[Any, str | None]:
     """``(keras model, post-processing note)``: the model whose output the firmware computes.
 
-    Uses ``l1ad.models.keras_score.keras_model_for_firmware`` for l1ad model directories (it knows
-    each architecture's deployed model and what numpy does with its output), else loads the model
-    file directly (HGQ2 layers registered by importing ``hgq``).
+    Chosen by ``meta.json["framework"]``, explicitly:
+
+    * ``"keras"`` (an l1ad-trained model directory): ``l1ad.models.keras_score.keras_model_for_firmware``,
+      which knows each architecture's deployed model and what numpy does with its output (an
+      unknown architecture is an error there, not a silent fallback);
+    * no ``meta.json``, a model file, or ``"hgq2"`` (a plain HGQ2 Keras model file): the model file,
+      loaded with the HGQ2 layers registered (``import hgq``);
+    * anything else (``torch``, ``sklearn``): ValueError, there is no hls4ml firmware for it.
     """
     p = Path(model_dir)
-    if p.is_dir() and (p / "meta.json").is_file():
-        try:
-            from l1ad.models.keras_score import keras_model_for_firmware
-        except ImportError:
-            keras_model_for_firmware = None
-        if keras_model_for_firmware is not None:
-            try:
-                fm = keras_model_for_firmware(p)
-            except KeyError as exc:  # an architecture the models package does not know
-                logger.info("%s: %s unknown to l1ad.models; loading the model file directly", p, exc)
-            else:
-                return getattr(fm, "model", fm), getattr(fm, "postprocessing", None)
+    framework = read_model_meta(p).get("framework") if p.is_dir() else None
+    if framework == "keras":
+        from l1ad.models.keras_score import keras_model_for_firmware
+
+        fm = keras_model_for_firmware(p)
+        return fm.model, fm.postprocessing
+    if framework not in (None, "hgq2"):
+        raise ValueError(f"{p}/meta.json: framework {framework!r} has no hls4ml firmware (keras or hgq2)")
     import hgq  # noqa: F401  (registers the HGQ2 layers for deserialization)
     import keras
 
@@ -100,22 +97,21 @@ def sha256_file(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- precision helpers
-def precision_fixed_point(precision: Any) -> FixedPoint:
-    """hls4ml ``FixedPrecisionType`` -> :class:`FixedPoint` (RND_* -> RND, SAT_SYM/SAT_ZERO -> SAT).
-
-    FixedPoint knows TRN/RND and WRAP/SAT only; the exact C++ spelling is kept beside it
-    (:func:`precision_cpp`) wherever the modes matter.
-    """
-    k = int(bool(precision.signed))
-    width, integer = int(precision.width), int(precision.integer)
-    rnd = "RND" if str(precision.rounding_mode).split(".")[-1].startswith("RND") else "TRN"
-    sat = "SAT" if str(precision.saturation_mode).split(".")[-1].startswith("SAT") else "WRAP"
-    return FixedPoint(k=k, i=integer - k, f=width - integer, overflow=sat, rounding=rnd)
-
-
 def precision_cpp(precision: Any) -> str:
-    """The C++ spelling hls4ml writes for a precision (``ap_fixed<13,6,AP_TRN,AP_SAT,0>``)."""
-    return precision.definition_cpp() if hasattr(precision, "definition_cpp") else str(precision)
+    """The C++ spelling hls4ml writes for a precision (``ap_fixed<13,6,AP_TRN,AP_SAT,0>``, ``ap_uint<4>``).
+
+    Precisions not yet converted by the Vivado/Vitis backend are spelled by a converted copy.
+    """
+    if not hasattr(precision, "definition_cpp"):
+        from hls4ml.backends.fpga.fpga_types import APTypeConverter
+
+        precision = APTypeConverter().convert(copy.copy(precision))
+    return precision.definition_cpp()
+
+
+def precision_fixed_point(precision: Any) -> FixedPoint:
+    """hls4ml precision -> :class:`FixedPoint`, exactly (all modes), by parsing its C++ spelling."""
+    return FixedPoint.parse(precision_cpp(precision))
 
 
 def io_precisions(hls_model: Any) -> dict[str, Any]:
@@ -200,7 +196,24 @@ def keras_predict(model: Any, x: np.ndarray, batch_size: int = 8192) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- metadata
+def weights_sha256(model: Any) -> str:
+    """sha256 of a Keras model's content: ``get_weights()`` arrays (dtype, shape, bytes, in order)
+    and the model's config JSON (``sort_keys``).
+
+    Unlike ``model_sha256`` (the model file, a zip with timestamps: saving the same model twice
+    changes it), this identifies the model for reproducibility: same weights and architecture, same hash.
+    """
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        a = np.ascontiguousarray(w)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(model.get_config(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shape a firmware project (recorded in ``metadata.json``)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -215,6 +228,7 @@ def tool_versions() -> dict[str, str]:
 def make_metadata(
     target: FirmwareTarget,
     model_file: Path,
+    model: Any,
     model_meta: dict[str, Any],
     io: dict[str, Any],
     layers: list[dict[str, Any]],
@@ -222,7 +236,12 @@ def make_metadata(
     tb_events: int,
     stamp: str,
 ) -> dict[str, Any]:
-    """The project's ``metadata.json`` content: hashes, precisions, part, clock, budgets, versions."""
+    """The project's ``metadata.json`` content: hashes, precisions, part, clock, budgets, versions.
+
+    ``weights_sha256`` (:func:`weights_sha256`) identifies the model for reproducibility;
+    ``model_sha256`` identifies the exact model file the project was built from (the staleness check
+    of ``l1ad firmware emulate``): re-saving an unchanged model changes it, not ``weights_sha256``.
+    """
     return {
         "target": target.name,
         "target_config": target.to_dict(),
@@ -230,6 +249,7 @@ def make_metadata(
         "namespace": target.namespace,
         "model_file": model_file.name,
         "model_sha256": sha256_file(model_file),
+        "weights_sha256": weights_sha256(model),
         "model": model_meta.get("model"),
         "quantization": model_meta.get("quantization"),
         "data_sha256": model_meta.get("data_sha256"),
@@ -297,10 +317,12 @@ def build_project(
         from l1ad.emulation.events_file import load_inputs
 
         tb_inputs = load_inputs(target.resolve(target.events, run_dir), limit=target.tb_events)
-    out = Path(project_dir)
+    final = Path(project_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # build beside the destination and swap it in at the end: never a half-written project
+    out = final.parent / f".{final.name}.partial"
     if out.exists():
         shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="l1ad_tb_") as tmp:
         tb_in = tb_out = None
@@ -332,14 +354,18 @@ def build_project(
         (out / "firmware" / f"{target.namespace}_thresholds.h").write_text(header)
 
     stamp = postprocess.postprocess_project(out, target.namespace)
-    meta = make_metadata(target, model_file, model_meta, io, trace_layers(hls_model), trigger, n_tb, stamp)
+    layers = trace_layers(hls_model)
+    meta = make_metadata(target, model_file, model, model_meta, io, layers, trigger, n_tb, stamp)
     meta["postprocessing"] = postprocessing
     meta["estimate_layers"] = estimate.layer_features(hls_model)
-    (out / METADATA_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     if target.strategy == "distributed_arithmetic":
         from l1ad.emulation.rtl import write_rtl
 
         write_rtl(model, out)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(out, final)
     seconds = time.perf_counter() - t0
-    logger.info("wrote %s (%s, %s) in %.1f s", out, target.strategy, target.part, seconds)
-    return BuildResult(out, meta, seconds)
+    logger.info("wrote %s (%s, %s) in %.1f s", final, target.strategy, target.part, seconds)
+    return BuildResult(final, meta, seconds)

@@ -13,7 +13,8 @@ A first-order model, always labelled ``model estimate`` in reports (never a synt
   when both widths exceed ``DSP_MIN_BITS``.
 * **Latency**: the critical path is the sum over layers of (multiplier adder levels + accumulation
   depth) at ``ADDER_NS`` per level (a ~16-bit carry chain plus routing on UltraScale+), divided into
-  clock cycles; one register stage at the output. II = reuse factor.
+  clock cycles, plus one cycle for the output register (an hls4ml io_parallel Latency design
+  registers its output): ``latency_cycles = ceil(path / clock) + 1``. II = reuse factor.
 * **FF**: one register per output bit of every pipeline stage boundary, approximated as the
   output bits of each layer times the cycles it spans (at least one).
 """
@@ -52,11 +53,9 @@ def layer_features(hls_model: Any) -> list[dict[str, Any]]:
     out = []
     for layer in hls_model.get_layers():
         kind = layer.class_name
-        try:
-            inputs = [layer.model.get_layer_output_variable(name) for name in layer.inputs]
-        except Exception:  # noqa: BLE001  (input layers have none)
-            inputs = []
-        widths = [precision_fixed_point(v.type.precision).width for v in inputs if v is not None]
+        # an Input layer's input is the model's port, not another layer's output variable
+        inputs = [] if kind == "Input" else [layer.model.get_layer_output_variable(n) for n in layer.inputs]
+        widths = [precision_fixed_point(v.type.precision).width for v in inputs]
         out_var = layer.get_output_variable()
         out_fp = precision_fixed_point(out_var.type.precision)
         row: dict[str, Any] = {
@@ -148,7 +147,7 @@ def estimate(layers: list[dict[str, Any]], clock_period_ns: float, reuse_factor:
             {"name": row["name"], "class": row["class"], **{k: round(v, 1) for k, v in cost.items()}}
         )
     path_ns = levels * ADDER_NS
-    cycles = max(1, math.ceil(path_ns / clock_period_ns))
+    cycles = math.ceil(path_ns / clock_period_ns) + 1  # + the output register stage
     return {
         "source": LABEL,
         "label": "ESTIMATE (first-order model, no vendor tools)",

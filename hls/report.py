@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from l1ad.events.io import atomic_write_text
 from l1ad.hls import estimate
 from l1ad.reports.parts import part_resources
 from l1ad.reports.vendor import find_vendor_reports
@@ -181,6 +182,7 @@ def assemble(meta: dict[str, Any], rows: list[dict[str, Any]], available: dict[s
 
 def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
     """Collect every available source for a project and check the budgets."""
+    from l1ad.emulation.rtl import read_rtl_summary
     from l1ad.hls.convert import read_metadata
 
     meta = read_metadata(project_dir)
@@ -195,7 +197,7 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
         rows.append(from_vendor(vendor, meta["clock_period_ns"]))
         if not available and vendor.get("csynth"):
             available = dict(vendor["csynth"]["available"])
-    rtl_summary = _rtl_summary(project_dir)
+    rtl_summary = read_rtl_summary(project_dir)
     if rtl_summary is not None and run_yosys:
         if shutil.which("yosys") is None:
             logger.warning("yosys not found: no open-source synthesis estimate for %s", meta["target"])
@@ -210,14 +212,9 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
     return assemble(meta, rows, available)
 
 
-def _rtl_summary(project_dir: Path) -> dict[str, Any] | None:
-    path = Path(project_dir) / "rtl" / "l1ad_summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def write_report(project_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     """Save ``report.json`` and ``report.md`` in the project directory."""
     js, md = Path(project_dir) / "report.json", Path(project_dir) / "report.md"
-    js.write_text(json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
-    md.write_text(render_markdown(report))
+    atomic_write_text(js, json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
+    atomic_write_text(md, render_markdown(report))
     return js, md

@@ -18,7 +18,7 @@ Example::
     resource_budget_fraction: 0.02          # of the part's LUTs
     require_zero_dsp: false
     thresholds_from: runs/default/evaluation.json
-    events: runs/default/events/test.h5
+    events: runs/default/data/background_test.h5
 
 Unknown keys and wrong types raise ``ValueError`` naming the file and the key.
 """
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from l1ad.events.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class FirmwareTarget:
             p = p / f"{self.name}.yaml"
         if p.stem != self.name:
             raise ValueError(f"{p}: a target file must be named after the target ({self.name}.yaml)")
-        p.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(p, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return p
 
     @classmethod

@@ -4,9 +4,13 @@ The trigger fires on ``score > threshold`` (strictly greater, as in :mod:`l1ad.e
 The firmware score is a fixed-point number with ``f`` fractional bits, i.e. an integer ``s`` with
 value ``s * 2**-f``. For a float threshold ``T`` the firmware threshold is the integer
 ``t = floor(T * 2**f)``: for every representable score, ``s > t`` iff ``s * 2**-f > T``, and it is
-the only representable value with this property (ties included: a score equal to ``T`` does not fire).
-Thresholds above the score range become the largest value (never fires); below it, the smallest
-(everything but the minimum score fires; a warning says so).
+the only integer with this property (ties included: a score equal to ``T`` does not fire).
+
+``t`` is not a value of the score type: the header compares the score's raw integer, sign-extended
+to ``long long``, with ``t``, so ``t`` may lie outside ``[int_min, int_max]``. It is clamped to
+``[int_min - 1, int_max]`` only to keep it small (both ends decide like the unclamped value): below
+the range every score fires (``T < min``, also for an unsigned score and ``T < 0``), above it none
+does. Firmware and Python therefore agree for every threshold.
 """
 
 from __future__ import annotations
@@ -31,35 +35,39 @@ class Threshold:
 
     rate_khz: float
     value: float  # threshold on the float (Keras) score
-    raw: int  # firmware integer: fires iff score_int > raw
+    raw: int  # firmware integer: fires iff score_int > raw (may be int_min - 1: everything fires)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def threshold_int(value: float, score_type: FixedPoint) -> int:
-    """Firmware integer ``t`` with ``score_int > t`` iff ``score > value`` for representable scores."""
+    """Firmware integer ``t`` with ``score_int > t`` iff ``score > value``, for every representable score.
+
+    ``floor(value * 2**f)`` clamped to ``[int_min - 1, int_max]`` (see the module docstring).
+    """
     if math.isnan(value):
         raise ValueError("threshold is NaN")
     if value == math.inf:
         return score_type.int_max
     if value == -math.inf:
-        t = score_type.int_min
-    else:
-        t = math.floor(value * 2.0**score_type.f)
+        return score_type.int_min - 1
+    t = math.floor(value * 2.0**score_type.f)
     if t < score_type.int_min:
-        logger.warning(
-            "threshold %s is below the score range of %s: the minimum score will not fire",
-            value,
-            score_type.hls(),
-        )
-        return score_type.int_min
-    return min(t, score_type.int_max)
+        logger.info("threshold %s is below the score range of %s: every score fires", value, score_type.hls())
+    return max(score_type.int_min - 1, min(t, score_type.int_max))
 
 
 def fires(scores: np.ndarray, thresholds: np.ndarray | float) -> np.ndarray:
-    """The trigger decision: ``score > threshold`` (works on floats or on firmware integers)."""
-    return np.asarray(scores)[..., None] > np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    """The trigger decision ``score > threshold``, shape ``scores.shape + (n_thresholds,)``.
+
+    Works on float scores and float thresholds (the Python decision) and on the firmware's score
+    integers and ``Threshold.raw`` (the header's decision); integers are compared as int64.
+    """
+    s, t = np.asarray(scores), np.asarray(thresholds)
+    if s.dtype.kind in "iu" and t.dtype.kind in "iu":
+        return s.astype(np.int64)[..., None] > t.astype(np.int64).reshape(-1)
+    return s.astype(np.float64)[..., None] > t.astype(np.float64).reshape(-1)
 
 
 def make_thresholds(rate_table: list[dict[str, Any]], score_type: FixedPoint) -> tuple[Threshold, ...]:
@@ -127,20 +135,23 @@ def _rate_label(rate_khz: float) -> str:
 def thresholds_header(
     thresholds: tuple[Threshold, ...] | list[Threshold], score_type: FixedPoint, namespace: str
 ) -> str:
-    """C++ header ``<ns>_thresholds.h``: threshold integers in the score type and a ``fires`` helper.
+    """C++ header ``<ns>_thresholds.h``: threshold integers and a ``fires`` helper.
 
-    ``THRESHOLD_RAW[i]`` is the integer of ``score_t`` (value * 2**f); the trigger fires iff
-    ``score > threshold(i)``, identical to the Python decision on the float score.
+    ``THRESHOLD_RAW[i]`` is :func:`threshold_int` (``floor(value * 2**f)``, possibly outside the score
+    type); ``fires`` compares the score's raw integer, sign-extended to ``long long``, with it:
+    identical to the Python decision ``score > value`` for every score and every threshold.
     """
     guard = f"{namespace.upper()}_THRESHOLDS_H_"
     w, f = score_type.width, score_type.f
+    raw_t = f"ap_{'' if score_type.k else 'u'}int<{w}>"
     rows = "\n".join(f"    {t.raw},  // {t.rate_khz:g} kHz: score > {t.value!r}" for t in thresholds)
     rates = ", ".join(f"{t.rate_khz!r}" for t in thresholds)
     enums = "\n".join(f"    {_rate_label(t.rate_khz)} = {i}," for i, t in enumerate(thresholds))
     n = len(thresholds)
     return f"""// Trigger thresholds of {namespace}, generated by l1ad (l1ad.hls.thresholds). Do not edit.
 // The trigger fires iff score > threshold. Score type: {score_type.hls()} ({f} fractional bits);
-// THRESHOLD_RAW holds the thresholds as integers of that type (value * 2^{f}).
+// THRESHOLD_RAW holds floor(threshold * 2^{f}), compared with the raw integer of the score (value * 2^{f})
+// in long long: it may lie outside the score type (below its range: every score fires).
 #ifndef {guard}
 #define {guard}
 
@@ -163,15 +174,15 @@ static const long long THRESHOLD_RAW[{max(n, 1)}] = {{
 {rows or "    0,  // no thresholds"}
 }};
 
-// Threshold i as a score value (exact: the raw integer reinterpreted with {f} fractional bits).
-inline trigger_score_t threshold(unsigned i) {{
-    trigger_score_t t;
-    t.range({w - 1}, 0) = ap_int<{w}>(THRESHOLD_RAW[i]);
-    return t;
+// The score as its integer (value * 2^{f}), sign-extended to long long.
+inline long long score_raw(trigger_score_t score) {{
+    {raw_t} bits;
+    bits.range({w - 1}, 0) = score.range({w - 1}, 0);
+    return bits.to_int64();
 }}
 
-// The L1 decision at working point i.
-inline bool fires(trigger_score_t score, unsigned i) {{ return score > threshold(i); }}
+// The L1 decision at working point i: score > threshold i.
+inline bool fires(trigger_score_t score, unsigned i) {{ return score_raw(score) > THRESHOLD_RAW[i]; }}
 
 }} // namespace {namespace}
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from l1ad.events.io import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 YOSYS_DIR = "yosys"
@@ -135,7 +137,7 @@ def run_yosys(project_dir: Path, part: str, top: str = "l1ad_model", timeout: fl
     version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.strip()
     result = parse_stat((out_dir / "stat.txt").read_text())
     result.update(key=key, family=family, seconds=round(time.perf_counter() - t0, 1), version=version)
-    cached.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(cached, json.dumps(result, indent=1, sort_keys=True) + "\n")
     logger.info(
         "yosys: %d LUT, %d FF, %d CARRY, %d DSP in %.0f s",
         result["LUT"],

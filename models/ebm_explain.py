@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 
 from l1ad.events import schema
-from l1ad.events.io import atomic_path
+from l1ad.events.io import save_figure
 from l1ad.models.ebm_networks import model_score
 from l1ad.models.ebm_scores import LoadedEBM, load_model, prepare
 
@@ -62,12 +62,5 @@ def plot_attribution(
 
 
 def save_png(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` atomically (temporary ``.png`` beside ``path``, then rename) and close it."""
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    """Save ``fig`` atomically as PNG and close it."""
+    return save_figure(fig, path)

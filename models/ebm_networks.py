@@ -7,7 +7,7 @@ Both share one trunk::
     out = W_out SiLU(h) / sigma                              # 1 (energy) or 57 (score) outputs
 
 * ``x`` is the :class:`~l1ad.events.encoding.Standardizer` output (padded slots are exactly 0) and
-  ``m`` the (N, 57) float mask of real objects (``schema.present`` repeated x3). The mask is an input:
+  ``m`` the (N, 57) float mask of real objects (``schema.input_mask``: valid bits x3, MET eta never live). The mask is an input:
   the network multiplies ``x`` by it (so the energy does not depend on padded entries and their
   gradient, hence their score, is exactly 0) and sees the 19 presence flags through ``W_m`` (so a real
   object whose standardized value is 0 differs from an absent one).

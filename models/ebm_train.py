@@ -125,7 +125,7 @@ def train_model(
     offset = teacher_offset(val_scores["energy"])
     metrics = {
         "best_epoch": best_epoch,
-        "best_val_dsm": history[best_epoch - 1]["val_dsm"] if history else None,
+        "best_val_dsm": history[best_epoch - 1]["val_dsm"] if history and best_epoch > 0 else None,
         "epochs_run": len(history),
         "train_seconds": train_time,
         "seconds_per_epoch": train_time / max(len(history), 1),

@@ -2,8 +2,9 @@
 
 * ``ae_ref``: the deployed model outputs the reconstruction; the score is the masked MSE of
   :func:`ae_ref_score`, computed identically (numpy, float64) for float, quantized and C-sim outputs.
-  The mask is the object valid bits: ``schema.present(particles)`` (class != 0, i.e. the object
-  exists in the L1 record), so padded slots never contribute.
+  The mask is ``schema.input_mask(particles)``: the object valid bits (class != 0, i.e. the object
+  exists in the L1 record) for each of its three inputs, MET's always-zero eta excluded, so padded
+  slots never contribute.
 * ``ae_compact``, ``vae``, ``student``: the deployed model outputs the score itself (N, 1).
 * ``vae`` offline: :func:`vae_kl_score` on the encoder's ``[mu, logvar]`` (``variant="kl"``).
 
@@ -80,7 +81,7 @@ def postprocess(name: str, output: np.ndarray, particles: np.ndarray) -> np.ndar
     output = np.asarray(output, dtype=np.float64)
     if name == "ae_ref":
         x = encoding.encode(np.asarray(particles))
-        return ae_ref_score(x, output.reshape(len(x), schema.N_INPUTS), schema.present(particles))
+        return ae_ref_score(x, output.reshape(len(x), schema.N_INPUTS), schema.input_mask(particles))
     return output.reshape(len(output), -1)[:, 0]
 
 

@@ -5,7 +5,7 @@
 weights restored), checkpoints every epoch into ``<model dir>/checkpoints`` (``resume=True``
 continues from the last one) and writes ``model.keras`` + ``meta.json`` (see :mod:`keras_io`).
 
-Targets: ``ae_ref``/``vae`` the masked MSE target (mask = object valid bits, ``schema.present``);
+Targets: ``ae_ref``/``vae`` the masked MSE target (mask = ``schema.input_mask``: object valid bits);
 ``ae_compact`` dummy zeros (its loss is its own score output); ``student`` ``log(teacher score)``.
 Training is deterministic for a seed (``keras.utils.set_random_seed`` + TF op determinism, no XLA).
 """
@@ -37,7 +37,7 @@ def targets(name: str, particles: np.ndarray, x: np.ndarray, teacher: np.ndarray
     from l1ad.models.keras_layers import masked_mse_target
 
     if name in ("ae_ref", "vae"):
-        return masked_mse_target(x, schema.present(particles))
+        return masked_mse_target(x, schema.input_mask(particles))
     if name == "ae_compact":
         return np.zeros((len(x), 1), dtype=np.float32)
     if teacher is None or len(teacher) != len(x):

@@ -11,10 +11,17 @@ Glossary (the HGQ2 / hls4ml convention, used everywhere in this project):
 width
     ``k + i + f``. hls4ml's ``ap_fixed<W, I>`` has ``W = k + i + f`` and ``I = k + i``
     (its integer count includes the sign). Representable values: ``[-k * 2**i, 2**i - 2**-f]``.
-overflow
-    ``WRAP`` (two's-complement wrap-around, ``AP_WRAP``) or ``SAT`` (clip to the range, ``AP_SAT``).
-rounding
-    ``TRN`` (truncate towards minus infinity, ``AP_TRN``) or ``RND`` (round half up, ``AP_RND``).
+overflow (``AP_<mode>`` in C++)
+    ``WRAP`` (two's-complement wrap-around), ``SAT`` (clip to ``[min, max]``) or ``SAT_SYM`` (clip to
+    ``[-k * max, max]``: a signed type loses its most negative value).
+rounding (``AP_<mode>`` in C++), on ``v = x * 2**f``
+    ``TRN`` floor (towards minus infinity), ``TRN_ZERO`` towards zero, ``RND`` half up (towards plus
+    infinity), ``RND_ZERO`` half towards zero, ``RND_INF`` half away from zero, ``RND_MIN_INF`` half
+    down (towards minus infinity), ``RND_CONV`` half to even (convergent).
+
+Rounding happens before overflow. The semantics are exactly those of HGQ2's ``quantizers`` package
+(``quantizers.get_fixed_quantizer_np``) and of the ``ap_fixed`` C++ types; ``ap_int<N>``/``ap_uint<N>``
+are ``f = 0`` types with the C++ integer conversion: ``TRN_ZERO`` and ``WRAP``.
 
 QKeras's ``quantized_bits(bits, integer, keep_negative)`` excludes the sign bit from ``integer``:
 it is ``k = keep_negative, i = integer, f = bits - integer - keep_negative``. The conversion lives in
@@ -28,8 +35,31 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-OVERFLOW_MODES = ("WRAP", "SAT")
-ROUNDING_MODES = ("TRN", "RND")
+OVERFLOW_MODES = ("WRAP", "SAT", "SAT_SYM")
+ROUNDING_MODES = ("TRN", "RND", "RND_CONV", "TRN_ZERO", "RND_ZERO", "RND_INF", "RND_MIN_INF")
+
+
+def _round(v: np.ndarray, mode: str) -> np.ndarray:
+    """``v`` (float64, the value in LSB units) rounded to an integer-valued float with ``mode``."""
+    if mode == "TRN":
+        return np.floor(v)
+    if mode == "RND":
+        return np.floor(v + 0.5)
+    if mode == "RND_CONV":
+        return np.round(v)  # numpy rounds half to even
+    if mode == "TRN_ZERO":
+        return np.trunc(v)
+    if mode == "RND_ZERO":
+        return np.where(v >= 0, np.ceil(v - 0.5), np.floor(v + 0.5))
+    if mode == "RND_INF":
+        return np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5))
+    if mode == "RND_MIN_INF":
+        return np.ceil(v - 0.5)
+    raise ValueError(f"rounding must be one of {ROUNDING_MODES}, got {mode!r}")
+
+
+_AP_INT = re.compile(r"\s*ap_(u?)int\s*<\s*(\d+)\s*>\s*")
+_AP_FIXED = re.compile(r"\s*ap_(u?)fixed\s*<\s*(-?\d+)\s*,\s*(-?\d+)\s*((?:,[^,<>]*)*)>\s*")
 
 
 @dataclass(frozen=True)
@@ -85,10 +115,11 @@ class FixedPoint:
     # -- conversions ---------------------------------------------------------------------------
     def to_int(self, x: np.ndarray | float) -> np.ndarray:
         """Integer representation (``value / lsb``) of ``x`` after rounding and overflow."""
-        v = np.asarray(x, dtype=np.float64) * 2.0**self.f
-        n = np.floor(v + 0.5) if self.rounding == "RND" else np.floor(v)
+        n = _round(np.asarray(x, dtype=np.float64) * 2.0**self.f, self.rounding)
         if self.overflow == "SAT":
             n = np.clip(n, self.int_min, self.int_max)
+        elif self.overflow == "SAT_SYM":
+            n = np.clip(n, -self.k * self.int_max, self.int_max)
         else:
             span = 2.0**self.width
             n = np.mod(n - self.int_min, span) + self.int_min
@@ -111,11 +142,9 @@ class FixedPoint:
     def hls(self) -> str:
         """The ``ap_fixed``/``ap_ufixed`` spelling used by hls4ml configs and generated C++."""
         base = "ap_fixed" if self.k else "ap_ufixed"
-        rnd = "AP_RND" if self.rounding == "RND" else "AP_TRN"
-        sat = "AP_SAT" if self.overflow == "SAT" else "AP_WRAP"
-        if rnd == "AP_TRN" and sat == "AP_WRAP":
+        if self.rounding == "TRN" and self.overflow == "WRAP":
             return f"{base}<{self.width},{self.integer}>"
-        return f"{base}<{self.width},{self.integer},{rnd},{sat}>"
+        return f"{base}<{self.width},{self.integer},AP_{self.rounding},AP_{self.overflow}>"
 
     @classmethod
     def from_qkeras(cls, bits: int, integer: int, keep_negative: bool = True, **modes: str) -> FixedPoint:
@@ -129,19 +158,35 @@ class FixedPoint:
 
     @classmethod
     def parse(cls, text: str) -> FixedPoint:
-        """Parse ``ap_fixed<W,I[,Q[,O]]>`` / ``ap_ufixed<...>``."""
-        m = re.fullmatch(r"\s*(ap_u?fixed)\s*<\s*(-?\d+)\s*,\s*(-?\d+)\s*((?:,\s*\w+\s*)*)>\s*", text)
+        """Parse a C++ type: ``ap_[u]fixed<W,I[,Q[,O[,N]]]>`` or ``ap_[u]int<W>``; ValueError otherwise.
+
+        ``Q``/``O`` are ``AP_<rounding>``/``AP_<overflow>`` of this module's modes; the saturation-bit
+        count ``N`` must be 0 (the only value FixedPoint describes). ``ap_int<W>`` is
+        ``(k=1, i=W-1, f=0)`` with ``TRN_ZERO``/``WRAP``, the C++ conversion of a value to an integer.
+        """
+        m = _AP_INT.fullmatch(text)
+        if m:
+            k, width = (0 if m.group(1) else 1), int(m.group(2))
+            return cls(k=k, i=width - k, f=0, overflow="WRAP", rounding="TRN_ZERO")
+        m = _AP_FIXED.fullmatch(text)
         if not m:
-            raise ValueError(f"not an ap_fixed/ap_ufixed type: {text!r}")
-        k = 0 if m.group(1) == "ap_ufixed" else 1
+            raise ValueError(f"not an ap_fixed/ap_ufixed/ap_int/ap_uint type: {text!r}")
+        k = 0 if m.group(1) else 1
         width, integer = int(m.group(2)), int(m.group(3))
-        modes = [s.strip() for s in m.group(4).split(",") if s.strip()]
-        rounding = "RND" if modes and modes[0] == "AP_RND" else "TRN"
-        if modes and modes[0] not in ("AP_RND", "AP_TRN"):
-            raise ValueError(f"unsupported rounding mode {modes[0]!r} in {text!r} (use AP_RND or AP_TRN)")
-        overflow = "SAT" if len(modes) > 1 and modes[1] == "AP_SAT" else "WRAP"
-        if len(modes) > 1 and modes[1] not in ("AP_SAT", "AP_WRAP"):
-            raise ValueError(f"unsupported overflow mode {modes[1]!r} in {text!r} (use AP_SAT or AP_WRAP)")
+        modes = [s.strip() for s in m.group(4).split(",")[1:]] if m.group(4) else []
+        if len(modes) > 3 or any(not s for s in modes):
+            raise ValueError(f"malformed template arguments in {text!r}")
+        rounding, overflow = "TRN", "WRAP"
+        if modes:
+            rounding = modes[0].removeprefix("AP_")
+            if not modes[0].startswith("AP_") or rounding not in ROUNDING_MODES:
+                raise ValueError(f"unsupported rounding mode {modes[0]!r} in {text!r}")
+        if len(modes) > 1:
+            overflow = modes[1].removeprefix("AP_")
+            if not modes[1].startswith("AP_") or overflow not in OVERFLOW_MODES:
+                raise ValueError(f"unsupported overflow mode {modes[1]!r} in {text!r}")
+        if len(modes) > 2 and modes[2] != "0":
+            raise ValueError(f"saturation bits {modes[2]!r} in {text!r}: only 0 is supported")
         return cls(k=k, i=integer - k, f=width - integer, overflow=overflow, rounding=rounding)
 
     def to_dict(self) -> dict:

@@ -42,10 +42,18 @@ def main() -> int:
             f"p = read_events({a.background!r}, stop={a.events}); score({str(model_dir)!r}, p[:50000]);"
             f"t = time.perf_counter(); score({str(model_dir)!r}, p); print(len(p) / (time.perf_counter() - t))"
         )
-        rate = float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()[-1])
+        rate = float(
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            ).stdout.split()[-1]
+        )
     m = meta["metrics"]
-    print(f"model {a.model}/{a.quantization}: {meta['n_train']} train + {meta['n_val']} val events, {m.get('epochs_run')} epochs")
-    print(f"training: {m.get('train_seconds', float('nan')):.1f} s in fit ({wall:.1f} s wall incl. start-up and saving)")
+    print(
+        f"model {a.model}/{a.quantization}: {meta['n_train']} train + {meta['n_val']} val events, {m.get('epochs_run')} epochs"
+    )
+    print(
+        f"training: {m.get('train_seconds', float('nan')):.1f} s in fit ({wall:.1f} s wall incl. start-up and saving)"
+    )
     print(f"scoring: {rate:,.0f} events/s")
     return 0
 

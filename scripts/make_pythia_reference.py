@@ -33,7 +33,9 @@ REFERENCE_COUNTS = {
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests/data/pythia_reference"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "tests/data/pythia_reference")
+    )
     parser.add_argument("--work", default="pythia_reference_work", help="chunk directory (resumable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2021)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for process, r in report.items():
+    for r in report.values():
         shutil.copyfile(Path(args.work) / r["file"], out / r["file"])
     meta = {
         "generator": "Pythia 8.317 + l1ad.events.pythia L1 emulation",

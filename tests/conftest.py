@@ -54,6 +54,7 @@ def _fail_on_error_logs(request, caplog):
     yield
     if request.node.get_closest_marker("allow_error_logs"):
         return
-    errors = [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     if errors:
         pytest.fail("ERROR logged during the test: " + "; ".join(errors))

@@ -14,17 +14,19 @@ import numpy as np
 import pytest
 
 from l1ad.emulation.compare import (
+    EmulationResult,
     LayerDiff,
     compare_layers,
-    decisions_firmware,
-    decisions_python,
+    count_mismatches,
     emulate,
     first_bad,
     match_layers,
     score_ints,
+    threshold_arrays,
 )
 from l1ad.emulation.csim import CSim
 from l1ad.hls.convert import keras_predict, read_metadata
+from l1ad.hls.thresholds import fires
 from l1ad.quantization.fixed_point import FixedPoint
 
 fm = runpy.run_path(str(Path(__file__).parent / "fixtures" / "firmware_models.py"))["load"]()
@@ -71,10 +73,8 @@ def test_emulate_counts_and_trigger_decisions(csim: CSim, x: np.ndarray, strateg
     meta = read_metadata(fm.project(strategy))
     score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
     y = csim.predict(x, project)[:, 0]
-    np.testing.assert_array_equal(
-        decisions_firmware(score_ints(y, score_type), meta["thresholds"]),
-        decisions_python(y, meta["thresholds"]),
-    )
+    values, raws = threshold_arrays(meta["thresholds"])
+    np.testing.assert_array_equal(fires(score_ints(y, score_type), raws), fires(y, values))
 
 
 @pytest.mark.slow
@@ -86,8 +86,9 @@ def test_mismatch_names_first_differing_layer(csim: CSim, x: np.ndarray, tmp_pat
     broken = keras.models.load_model(fm.model_dir() / "model.keras", compile=False)
     layer = broken.get_layer("latent")
     layer.kernel.assign(layer.kernel + 0.75)
-    out = tmp_path / "scores.npy"
+    out = tmp_path / "scores.bin"  # written at exactly this path (no .npy appended), in .npy format
     result = emulate(csim, broken, x[:500], project=0, progress=False, scores_out=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.bin"]
     assert result.n_mismatch > 0 and not result.ok
     assert result.first_bad_layer.startswith("latent")
     assert [d.n_mismatch for d in result.layers if d.keras_layer == "enc1"] == [0]
@@ -114,3 +115,30 @@ def test_match_layers_and_first_bad() -> None:
     diffs = compare_layers(k, h, ["a", "b"])
     assert diffs == [LayerDiff("a", "a", 6, 0), LayerDiff("b", "b", 4, 1)]
     assert first_bad(diffs).startswith("b (hls4ml b: 1/4")
+
+
+@pytest.mark.slow
+def test_zero_events_is_not_ok(csim: CSim, x: np.ndarray, tmp_path: Path) -> None:
+    out = tmp_path / "scores.npy"
+    result = emulate(csim, fm.keras_model(), x[:0], project=0, progress=False, scores_out=out)
+    assert (result.n_events, result.n_mismatch, result.ok) == (0, 0, False)
+    assert "NO EVENTS" in result.summary() and "BIT-EXACT" not in result.summary()
+    assert np.load(out).shape == (0, 1)
+
+
+def test_ok_needs_events_and_equal_decisions() -> None:
+    assert not EmulationResult("t", 0, 0).ok and not EmulationResult("t", 0, 0).to_dict()["ok"]
+    assert EmulationResult("t", 10, 0, {"5kHz": 0}).ok
+    assert not EmulationResult("t", 10, 0, {"5kHz": 1}).ok and not EmulationResult("t", 10, 1).ok
+    assert count_mismatches(np.array([[1.0], [2.0]]), np.array([1.0, 2.5])) == 1
+
+
+def test_compare_layers_accepts_the_firmware_type_conversion() -> None:
+    # hls4ml writes layer b in ap_fixed<4,2,AP_RND_CONV,AP_SAT_SYM>: Keras values converted to it agree
+    k = {"b": np.array([[0.375, 0.125, 5.0, -5.0]])}
+    h = {"b": np.array([[0.5, 0.0, 1.75, -1.75]])}  # half-even ties, symmetric saturation
+    types = {"b": "ap_fixed<4,2,AP_RND_CONV,AP_SAT_SYM,0>"}
+    assert compare_layers(k, h, ["b"], types) == [LayerDiff("b", "b", 4, 0)]
+    assert compare_layers(k, {"b": np.array([[0.25, 0.0, 1.75, -2.0]])}, ["b"], types)[0].n_mismatch == 2
+    with pytest.raises(ValueError, match="not an ap_fixed"):
+        compare_layers(k, h, ["b"], {"b": "float"})

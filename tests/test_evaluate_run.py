@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import make_particles
 
 from l1ad.cli.main import main
@@ -54,3 +55,14 @@ def test_evaluate_writes_table_json_and_plots(tmp_path):
     assert "## hardmu" in md and "| met |" in md
     assert (run / "plots" / "roc_hardmu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "plots" / "scores_iforest.png").exists()
+
+
+@pytest.mark.allow_error_logs
+def test_evaluate_refuses_a_run_dir_without_models(tmp_path, caplog):
+    test = io.write_events(tmp_path / "bkg.h5", make_particles(100, seed=1))
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(["evaluate", str(tmp_path / "empty"), "--background", str(test), "--signal", f"s={test}"]) == 2
+    )
+    assert "no trained models" in caplog.text
+    caplog.clear()

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from l1ad.hls.convert import build_project, read_metadata
+from l1ad.hls.convert import (
+    build_project,
+    load_firmware_model,
+    precision_fixed_point,
+    read_metadata,
+    weights_sha256,
+)
 from l1ad.hls.estimate import csd_digits, estimate
 from l1ad.hls.report import budget_checks, make_report, render_markdown, write_report
 
@@ -39,6 +45,7 @@ def test_latency_project_is_complete() -> None:
         == __import__("hashlib").sha256((fm.model_dir() / "model.keras").read_bytes()).hexdigest()
     )
     assert meta["data_sha256"] == "ab" * 32
+    assert meta["weights_sha256"] == weights_sha256(fm.keras_model())
     assert meta["input"]["cpp"].startswith("ap_fixed<13,6") and meta["output"]["size"] == 1
     assert set(meta["versions"]) == {"hls4ml", "hgq2", "da4ml", "keras"}
     assert [t["rate_khz"] for t in meta["thresholds"]] == [5000.0, 500.0, 50.0, 5.0]
@@ -62,6 +69,43 @@ def test_same_model_same_target_gives_identical_bytes(tmp_path: Path, strategy: 
     assert [k for k in a if a[k] != b[k]] == []
     if strategy == "distributed_arithmetic":
         assert any(k.startswith("rtl/src/") and k.endswith(".v") for k in a)
+
+
+def test_weights_sha256_identifies_the_model_not_the_file(tmp_path: Path) -> None:
+    import keras
+
+    model = fm.keras_model("tiny")
+    model.save(tmp_path / "again.keras")  # a new zip (timestamps), the same model
+    again = keras.models.load_model(tmp_path / "again.keras", compile=False)
+    assert weights_sha256(again) == weights_sha256(model)
+    other = fm.keras_model("tiny", seed=2)
+    assert weights_sha256(other) != weights_sha256(model)
+
+
+def test_model_loading_is_chosen_by_framework(tmp_path: Path) -> None:
+    model, note = load_firmware_model(fm.model_dir("tiny"))  # framework hgq2: the model file itself
+    assert note is None and weights_sha256(model) == weights_sha256(fm.keras_model("tiny"))
+    for framework, error in (("torch", ValueError), ("keras", KeyError)):
+        d = tmp_path / framework
+        shutil.copytree(fm.model_dir("tiny"), d)
+        meta = json.loads((d / "meta.json").read_text())
+        (d / "meta.json").write_text(json.dumps({**meta, "framework": framework}))
+        # keras: l1ad.models decides (an architecture it does not know is an error, never a fallback)
+        with pytest.raises(error):
+            load_firmware_model(d)
+
+
+def test_precision_fixed_point_keeps_every_mode() -> None:
+    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType, RoundingMode, SaturationMode
+
+    from l1ad.quantization.fixed_point import FixedPoint
+
+    p = FixedPrecisionType(13, 6, True, RoundingMode.RND_CONV, SaturationMode.SAT_SYM, 0)
+    assert precision_fixed_point(p) == FixedPoint(1, 5, 7, "SAT_SYM", "RND_CONV")
+    assert precision_fixed_point(FixedPrecisionType(8, 3, False)) == FixedPoint(0, 3, 5)
+    assert precision_fixed_point(IntegerPrecisionType(4, False)) == FixedPoint(0, 4, 0, "WRAP", "TRN_ZERO")
+    with pytest.raises(ValueError, match="saturation bits"):
+        precision_fixed_point(FixedPrecisionType(8, 3, True, RoundingMode.TRN, SaturationMode.SAT, 2))
 
 
 # --------------------------------------------------------------------------- reports
@@ -91,7 +135,10 @@ def test_model_estimate_is_labelled(tmp_path: Path) -> None:
     meta = read_metadata(project)
     slow, fast = estimate(meta["estimate_layers"], 25.0), estimate(meta["estimate_layers"], 2.5)
     assert slow["critical_path_ns"] == fast["critical_path_ns"] > 0
-    assert slow["latency_cycles"] == -(-slow["critical_path_ns"] // 25.0) < fast["latency_cycles"]
+    # the combinational path in whole clock cycles, plus the output register stage
+    assert slow["latency_cycles"] == -(-slow["critical_path_ns"] // 25.0) + 1 < fast["latency_cycles"]
+    assert slow["latency_ns"] == slow["latency_cycles"] * 25.0
+    assert estimate([], 4.0)["latency_cycles"] == 1  # no logic: the output register alone
 
 
 @pytest.mark.slow
@@ -144,16 +191,31 @@ def test_cli_build_emulate_report(tmp_path: Path, capsys) -> None:
     assert _cli("build", str(path)) == 0
     project = tmp_path / "cli_tiny"
     assert (project / "metadata.json").is_file()
-    scores = tmp_path / "scores.npy"
+    scores = tmp_path / "scores"  # written at exactly this path, in .npy format
     assert _cli("emulate", str(path), "--out", str(scores), "--no-progress") == 0
+    assert not (tmp_path / "scores.npy").exists()
+    assert json.loads((project / "emulation.json").read_text())["ok"] is True
     out = capsys.readouterr().out
     assert "0 score mismatches" in out and "BIT-EXACT" in out
     assert __import__("numpy").load(scores).shape == (3000, 1)
     assert _cli("report", str(path)) == 0
     assert "ESTIMATE" in (project / "report.md").read_text()
-    # the same project against a different model: non-zero exit, first differing layer named
+    # an empty events file: no comparison, so not a success
+    empty = tmp_path / "empty.npy"
+    __import__("numpy").save(empty, __import__("numpy").zeros((0, 57), dtype="float32"))
+    assert _cli("emulate", str(path), "--events", str(empty), "--no-progress") == 1
+    assert "NO EVENTS" in capsys.readouterr().out
+    # the model changed since the build: stale project, exit 2 before any simulation
     other = fm.model_dir("tiny", seed=2)
     path.write_text(path.read_text().replace(str(fm.model_dir("tiny")), str(other)))
+    assert _cli("emulate", str(path), "--no-progress", "--limit", "500") == 2
+    err = capsys.readouterr().err
+    assert f"project is stale (model changed since build): rebuild with `l1ad firmware build {path}`" in err
+    # a project whose firmware does not compute its model: non-zero exit, first differing layer named
+    meta = json.loads((project / "metadata.json").read_text())
+    meta["model_sha256"] = __import__("hashlib").sha256((other / "model.keras").read_bytes()).hexdigest()
+    (project / "metadata.json").write_text(json.dumps(meta))
     assert _cli("emulate", str(path), "--no-progress", "--limit", "500") == 1
     out = capsys.readouterr().out
     assert "MISMATCH" in out and "first layer that differs: proj" in out
+    assert json.loads((project / "emulation.json").read_text())["ok"] is False

@@ -23,6 +23,7 @@ from l1ad.hls.thresholds import (
 from l1ad.quantization.fixed_point import FixedPoint
 
 SCORE = FixedPoint(k=1, i=8, f=6)  # ap_fixed<15,9>
+USCORE = FixedPoint(k=0, i=9, f=4, overflow="SAT")  # ap_ufixed<13,9,AP_TRN,AP_SAT>: scores >= 0
 
 
 def test_defaults_and_round_trip(tmp_path: Path) -> None:
@@ -89,25 +90,27 @@ def test_checked_in_targets_are_valid() -> None:
 
 
 # --------------------------------------------------------------------------- thresholds
-def test_threshold_int_consistent_with_python_decision() -> None:
+@pytest.mark.parametrize("score_type", [SCORE, USCORE], ids=str)
+def test_threshold_int_consistent_with_python_decision(score_type: FixedPoint) -> None:
     rng = np.random.default_rng(0)
-    scores = SCORE.from_int(np.arange(SCORE.int_min, SCORE.int_max + 1))  # every representable score
+    ints = np.arange(score_type.int_min, score_type.int_max + 1)
+    scores = score_type.from_int(ints)  # every representable score
     values = np.concatenate(
-        [rng.uniform(-300, 300, 200), scores[::97], [SCORE.max, SCORE.min, 1e9, -1e9, 0.0]]
-    )
-    for v in values:
-        raw = threshold_int(float(v), SCORE)
-        assert SCORE.int_min <= raw <= SCORE.int_max
-        python = scores > v
-        firmware = np.arange(SCORE.int_min, SCORE.int_max + 1) > raw
-        if v >= SCORE.min:  # below the range only the minimum score differs (documented)
-            np.testing.assert_array_equal(firmware, python)
+        [rng.uniform(-300, 300, 200), scores[::97], scores[::97] - score_type.lsb / 3,
+         [score_type.max, score_type.min, 1e9, -1e9, 1e300, -1e300, 0.0, -0.1, -score_type.lsb]]
+    )  # fmt: skip
+    for v in [*values, math.inf, -math.inf]:
+        raw = threshold_int(float(v), score_type)
+        assert score_type.int_min - 1 <= raw <= score_type.int_max
+        # every threshold, in range or not: the firmware integers decide like Python on the floats
+        np.testing.assert_array_equal(fires(ints, raw), fires(scores, v), err_msg=str(v))
     assert (
         threshold_int(1.0, SCORE) == 64
         and threshold_int(1.01, SCORE) == 64
         and threshold_int(0.99, SCORE) == 63
     )
     assert threshold_int(math.inf, SCORE) == SCORE.int_max
+    assert threshold_int(-0.1, USCORE) == -1 and threshold_int(-1e300, USCORE) == -1
     with pytest.raises(ValueError):
         threshold_int(math.nan, SCORE)
 
@@ -132,19 +135,30 @@ def test_rate_tables_found_by_model_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
-def test_thresholds_header_compiles_and_decides_like_python(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("score_type", "values"),
+    [
+        (SCORE, (12.34, -0.5, SCORE.min - 1.0, -1e300)),
+        # unsigned score: a negative threshold fires on every score, the score 0 included
+        (USCORE, (12.34, -0.1, 0.0, 1e9)),
+    ],
+    ids=str,
+)
+def test_thresholds_header_compiles_and_decides_like_python(
+    tmp_path: Path, score_type: FixedPoint, values: tuple[float, ...]
+) -> None:
     ap_types = Path(__import__("hls4ml").__file__).parent / "templates" / "vivado" / "ap_types"
-    ts = (
-        Threshold(50.0, 12.34, threshold_int(12.34, SCORE)),
-        Threshold(5.0, -0.5, threshold_int(-0.5, SCORE)),
-    )
-    (tmp_path / "l1ad_t_thresholds.h").write_text(thresholds_header(ts, SCORE, "l1ad_t"))
-    raws = np.arange(SCORE.int_min, SCORE.int_max + 1, 7)
+    rates = (500.0, 50.0, 5.0, 0.5)
+    ts = tuple(Threshold(r, v, threshold_int(v, score_type)) for r, v in zip(rates, values, strict=True))
+    (tmp_path / "l1ad_t_thresholds.h").write_text(thresholds_header(ts, score_type, "l1ad_t"))
+    w = score_type.width
+    raws = np.arange(score_type.int_min, score_type.int_max + 1)  # every score, exhaustively
     (tmp_path / "main.cpp").write_text(
         '#include <cstdio>\n#include "l1ad_t_thresholds.h"\nint main(){\n'
-        f"  for (long r = {raws[0]}; r <= {raws[-1]}; r += 7) {{\n"
-        "    l1ad_t::trigger_score_t s; s.range(14, 0) = ap_int<15>(r);\n"
-        '    std::printf("%d%d\\n", l1ad_t::fires(s, l1ad_t::RATE_50KHZ), l1ad_t::fires(s, l1ad_t::RATE_5KHZ));\n'
+        f"  for (long r = {raws[0]}; r <= {raws[-1]}; r++) {{\n"
+        f"    l1ad_t::trigger_score_t s; s.range({w - 1}, 0) = ap_int<{w + 1}>(r);\n"
+        '    for (unsigned i = 0; i < l1ad_t::N_THRESHOLDS; i++) std::printf("%d", l1ad_t::fires(s, i));\n'
+        '    std::printf("\\n");\n'
         "  }\n}\n"
     )
     exe = tmp_path / "main"
@@ -154,8 +168,11 @@ def test_thresholds_header_compiles_and_decides_like_python(tmp_path: Path) -> N
     )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     cpp = np.array([[c == "1" for c in line] for line in out])
-    python = fires(SCORE.from_int(raws), np.array([12.34, -0.5]))
+    python = fires(score_type.from_int(raws), np.array(values))
+    assert python.any() and not python.all()
     np.testing.assert_array_equal(cpp, python)
+    if score_type is USCORE:
+        assert cpp[0, 1] and not cpp[0, 2]  # score 0 > -0.1 fires, score 0 > 0 does not
 
 
 def test_resolve_paths(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     r"""
-    import importlib.util, shutil, sys
+    import importlib.util, sys
     from pathlib import Path
     import h5py, numpy as np
 
@@ -52,25 +52,25 @@ SCRIPT = textwrap.dedent(
     except RuntimeError:
         print("native refused")
 
-    if shutil.which("g++"):
-        import hls4ml
-        model = keras_io.load_model(tmp / "ae_compact-qkeras")
-        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
-        cfg["Model"]["Strategy"] = "Latency"
-        hm = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(tmp / "hls"),
-                                                        backend="Vitis", io_type="io_parallel")
-        hm.compile()
-        ref = model.predict(x, verbose=0)
-        out = hm.predict(x).reshape(ref.shape)
-        print("mismatches", int(np.sum(out != ref)))
-        np.testing.assert_array_equal(out, ref)
-        print("hls4ml bit-exact")
+    import hls4ml
+    model = keras_io.load_model(tmp / "ae_compact-qkeras")
+    cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
+    cfg["Model"]["Strategy"] = "Latency"
+    hm = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(tmp / "hls"),
+                                                    backend="Vitis", io_type="io_parallel")
+    hm.compile()
+    ref = model.predict(x, verbose=0)
+    out = hm.predict(x).reshape(ref.shape)
+    print("mismatches", int(np.sum(out != ref)))
+    np.testing.assert_array_equal(out, ref)
+    print("hls4ml bit-exact")
     """
 )
 
 
 _TMP = tempfile.TemporaryDirectory(prefix="l1ad_qkeras_test_")
 # Started at collection so that it runs beside the in-process tests (2 cores); the test waits for it.
+# (The C simulation needs g++, which .ci/run installs: no silent skip.)
 _PROC = subprocess.Popen(
     [sys.executable, "-c", SCRIPT, str(Path(__file__).with_name("test_keras_models.py")), _TMP.name],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -91,3 +91,4 @@ def test_qkeras_style_in_subprocess():
     for name in ("ae_ref", "ae_compact", "vae", "student"):
         assert f"ok {name}" in proc.stdout
     assert "native refused" in proc.stdout
+    assert "mismatches 0" in proc.stdout and "hls4ml bit-exact" in proc.stdout

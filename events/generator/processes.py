@@ -20,10 +20,11 @@ model, pre-filter and slot layout are applied afterwards by :func:`~.detector.si
   (lepton > 23 GeV) would reject nearly every event; the sample is therefore **enriched**: one of the
   two leading jets always yields a lepton candidate,
 
-  - 75%: a non-isolated e or mu (50/50) from a semileptonic b/c decay carrying a fraction
+  - 95%: a non-isolated e or mu (10/90: tuned to the Pythia reference, where the L1 e/gamma isolation
+    removes most b -> e) from a semileptonic b/c decay carrying a fraction
     ``z ~ Beta(2, 3)`` of the jet momentum, within ``dR ~ 0.1`` of the jet axis, with a neutrino
     carrying ``z * U(0.4, 1)``; the jet keeps the rest (at least 10% unless z > 0.9);
-  - 25%: a fake e/gamma (pi0 -> gamma gamma rich jet) with 60-95% of the jet momentum.
+  - 5%: a fake e/gamma (pi0 -> gamma gamma rich jet) with 60-95% of the jet momentum.
 
   The QCD events are thus "QCD events that fire the single-lepton pre-filter", not inclusive QCD.
 """
@@ -57,7 +58,8 @@ PRESELECT_PT, PRESELECT_ETA = 0.75 * LEPTON_TRIGGER_PT, 3.2
 V_PT0, V_POWER = 8.0, 2.0  # W/Z pT spectrum
 
 QCD_PT_MIN, QCD_INDEX, QCD_EXTRA_MEAN, QCD_EXTRA_MAX = 30.0, 4.5, 1.0, 3
-QCD_FAKE_FRACTION = 0.25
+QCD_FAKE_FRACTION = 0.05
+QCD_MUON_FRACTION = 0.9  # of the heavy-flavour leptons: isolation at L1 e/gamma removes most b -> e
 
 
 def w_lnu(rng: np.random.Generator, n: int) -> Truth:
@@ -150,7 +152,7 @@ def qcd_multijet(rng: np.random.Generator, n: int) -> Truth:
     nu_frac = np.where(fake, 0.0, np.clip(z * uniform(rng, n, 0.4, 1.0), 0.0, np.maximum(0.9 - z, 0.0)))
     lep_phi = phi1 + np.where(fake, F32(0.02), F32(0.1)) * normal(rng, n)
     lep_pt = lep_frac * pt_hat
-    is_mu = ~fake & (uniform(rng, n) < 0.5)
+    is_mu = ~fake & (uniform(rng, n) < QCD_MUON_FRACTION)
     truth.add_e(np.where(is_mu, 0.0, lep_pt), lep_eta, lep_phi)
     truth.add_mu(np.where(is_mu, lep_pt, 0.0), lep_eta, lep_phi)
     nu_pt = nu_frac * pt_hat

@@ -50,7 +50,9 @@ def generate_dataset(
     files = []
     bkg = [read_events(work / report[p]["file"]) for p in BACKGROUND_PROCESSES if p in report]
     bkg_all = np.concatenate(bkg) if bkg else np.zeros((0, schema.N_OBJECTS, schema.N_FEATURES), np.float32)
-    perm = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1000]))).permutation(len(bkg_all))
+    perm = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1000]))).permutation(
+        len(bkg_all)
+    )
     lo = 0
     for split, n in split_sizes(n_background).items():
         write_events(out / f"background_{split}.h5", bkg_all[perm[lo : lo + n]])

@@ -37,7 +37,7 @@ import logging
 import numpy as np
 
 from ..generator.detector import PI32, fill_slots, smear_egamma, smear_muon, wrap_phi32
-from ..schema import CLASS, EGAMMA, ETA, JET, LEPTON_TRIGGER_PT, MET, MUON, N_FEATURES, N_OBJECTS, PHI, PT
+from ..schema import CLASS, EGAMMA, JET, LEPTON_TRIGGER_PT, MET, MUON, N_FEATURES, N_OBJECTS, PHI, PT
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,11 @@ def _towers(rng: np.random.Generator, pt, eta, phi) -> tuple[np.ndarray, np.ndar
 def rho(et: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> float:
     """Median ET density (GeV per unit eta-phi area) of coarse regions in ``|eta| < RHO_ETA_MAX``."""
     h, _, _ = np.histogram2d(
-        eta, phi, bins=(RHO_ETA_BINS, RHO_PHI_BINS), range=((-RHO_ETA_MAX, RHO_ETA_MAX), (-np.pi, np.pi)), weights=et
+        eta,
+        phi,
+        bins=(RHO_ETA_BINS, RHO_PHI_BINS),
+        range=((-RHO_ETA_MAX, RHO_ETA_MAX), (-np.pi, np.pi)),
+        weights=et,
     )
     area = (2 * RHO_ETA_MAX / RHO_ETA_BINS) * (2 * np.pi / RHO_PHI_BINS)
     return float(np.median(h) / area)
@@ -117,7 +121,9 @@ def cluster_jets(et: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> np.ndarray
     if len(et) == 0:
         return np.zeros((0, 3))
     px, py, pz, e = et * np.cos(phi), et * np.sin(phi), et * np.sinh(eta), et * np.cosh(eta)
-    inputs = [fastjet.PseudoJet(*v) for v in zip(px.tolist(), py.tolist(), pz.tolist(), e.tolist(), strict=True)]
+    inputs = [
+        fastjet.PseudoJet(*v) for v in zip(px.tolist(), py.tolist(), pz.tolist(), e.tolist(), strict=True)
+    ]
     seq = fastjet.ClusterSequence(inputs, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
     jets = seq.inclusive_jets(JET_SEARCH_PT)
     return np.array([[j.pt(), j.eta(), j.phi_std()] for j in jets]).reshape(-1, 3)
@@ -193,11 +199,13 @@ def reconstruct(
     eg_ok = (rng.random(len(eg_pt)) < EG_EFFICIENCY) & (np.abs(eg_eta) < EGAMMA.eta_max)
     if len(eg_pt):
         eg_ok &= eg_iso < EG_ISO_MAX * np.maximum(eg_pt, 1e-3)
-        eg_ok &= np.array([_hadronic(pt, eta, phi, pid, eg_eta[k], eg_phi[k]) for k in range(len(members))]) < (
-            EG_H_OVER_E * eg_pt
-        )
+        eg_ok &= np.array(
+            [_hadronic(pt, eta, phi, pid, eg_eta[k], eg_phi[k]) for k in range(len(members))]
+        ) < (EG_H_OVER_E * eg_pt)
 
-    lep = np.concatenate([eg_pt[eg_ok & (eg_pt > LEPTON_TRIGGER_PT)], mu_pt[mu_ok & (mu_pt > LEPTON_TRIGGER_PT)]])
+    lep = np.concatenate(
+        [eg_pt[eg_ok & (eg_pt > LEPTON_TRIGGER_PT)], mu_pt[mu_ok & (mu_pt > LEPTON_TRIGGER_PT)]]
+    )
     if len(lep) == 0:
         return None
 

@@ -35,7 +35,12 @@ CARDS: dict[str, tuple[str, ...]] = {
         "PhaseSpace:pTHatMin = 30",
         *(s for b in _B_HADRONS for s in (f"{b}:onMode = off", f"{b}:onIfAny = 11 13")),
     ),
-    "Z": ("WeakSingleBoson:ffbar2gmZ = on", "PhaseSpace:mHatMin = 50", "23:onMode = off", "23:onIfAny = 11 13 15"),
+    "Z": (
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "PhaseSpace:mHatMin = 50",
+        "23:onMode = off",
+        "23:onIfAny = 11 13 15",
+    ),
     "ttbar": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
     "Ato4l": (
         "Higgs:useBSM = on",
@@ -87,5 +92,7 @@ def make_pythia(process: str, seed: int, mpi: bool):
         if not py.readString(s):
             raise RuntimeError(f"Pythia rejected the setting {s!r} ({process})")
     if not py.init():
-        raise RuntimeError(f"Pythia initialization failed for {process} (settings: {settings(process, seed, mpi)})")
+        raise RuntimeError(
+            f"Pythia initialization failed for {process} (settings: {settings(process, seed, mpi)})"
+        )
     return py

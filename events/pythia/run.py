@@ -74,8 +74,12 @@ def make_pool(path: Path, n: int, seed: int) -> list[np.ndarray]:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, particles=np.concatenate(pool), sizes=sizes)
-    logger.info("minimum-bias pool: %d events (mean %.0f visible particles) in %.1f s", n, sizes.mean(),
-                time.perf_counter() - t0)
+    logger.info(
+        "minimum-bias pool: %d events (mean %.0f visible particles) in %.1f s",
+        n,
+        sizes.mean(),
+        time.perf_counter() - t0,
+    )
     return [p.astype(np.float64) for p in pool]
 
 
@@ -110,8 +114,14 @@ def _work(task: dict) -> ChunkResult:
         task["process"], task["n"], task["seed"], task["chunk"], task["mpi"], pool, task["pileup_mean"]
     )
     write_events(task["file"], events)
-    return ChunkResult(task["process"], task["chunk"], task["n"], generated, time.perf_counter() - t0,
-                       Path(task["file"]).name)
+    return ChunkResult(
+        task["process"],
+        task["chunk"],
+        task["n"],
+        generated,
+        time.perf_counter() - t0,
+        Path(task["file"]).name,
+    )
 
 
 def generate_processes(
@@ -133,10 +143,20 @@ def generate_processes(
     work = Path(work_dir)
     (work / "chunks").mkdir(parents=True, exist_ok=True)
     manifest_path = work / "manifest.json"
-    config = {"seed": seed, "mpi": mpi, "chunk_size": chunk_size, "pileup_mean": pileup_mean, "pool_size": pool_size}
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"config": config, "chunks": {}}
+    config = {
+        "seed": seed,
+        "mpi": mpi,
+        "chunk_size": chunk_size,
+        "pileup_mean": pileup_mean,
+        "pool_size": pool_size,
+    }
+    manifest = (
+        json.loads(manifest_path.read_text()) if manifest_path.exists() else {"config": config, "chunks": {}}
+    )
     if manifest["config"] != config:
-        raise ValueError(f"{work}: existing run has config {manifest['config']}, not {config}; use another dir")
+        raise ValueError(
+            f"{work}: existing run has config {manifest['config']}, not {config}; use another dir"
+        )
     tasks = []
     for process, total in counts.items():
         for c, lo in enumerate(range(0, total, chunk_size)):
@@ -144,23 +164,50 @@ def generate_processes(
             file = work / "chunks" / f"{key}.h5"
             if key in manifest["chunks"] and file.exists():
                 continue
-            tasks.append({"process": process, "chunk": c, "n": min(chunk_size, total - lo), "seed": seed,
-                          "mpi": mpi, "file": str(file), "pool": str(work / "pileup_pool.npz"),
-                          "pool_size": pool_size, "pileup_mean": pileup_mean})
+            tasks.append(
+                {
+                    "process": process,
+                    "chunk": c,
+                    "n": min(chunk_size, total - lo),
+                    "seed": seed,
+                    "mpi": mpi,
+                    "file": str(file),
+                    "pool": str(work / "pileup_pool.npz"),
+                    "pool_size": pool_size,
+                    "pileup_mean": pileup_mean,
+                }
+            )
     n_chunks = sum(-(-t // chunk_size) for t in counts.values())
-    logger.info("pythia: %d chunks to run (%d already done), %d worker(s), MPI %s",
-                len(tasks), n_chunks - len(tasks), workers, "on" if mpi else "off")
+    logger.info(
+        "pythia: %d chunks to run (%d already done), %d worker(s), MPI %s",
+        len(tasks),
+        n_chunks - len(tasks),
+        workers,
+        "on" if mpi else "off",
+    )
     if tasks and pileup_mean > 0:
         make_pool(work / "pileup_pool.npz", pool_size, seed)  # once, before the workers start
     done = n_chunks - len(tasks)
-    results = map(_work, tasks) if workers <= 1 else mp.get_context("spawn").Pool(workers).imap_unordered(_work, tasks)
+    results = (
+        map(_work, tasks)
+        if workers <= 1
+        else mp.get_context("spawn").Pool(workers).imap_unordered(_work, tasks)
+    )
     for r in results:
         done += 1
         manifest["chunks"][f"{r.process}_{r.chunk}"] = asdict(r)
         atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
-        logger.info("[%d/%d] %-10s chunk %3d: %5d events of %7d generated, %6.1f s (%.0f events/s)",
-                    done, n_chunks, r.process, r.chunk, r.n_events, r.n_generated, r.seconds,
-                    r.n_events / max(r.seconds, 1e-9))
+        logger.info(
+            "[%d/%d] %-10s chunk %3d: %5d events of %7d generated, %6.1f s (%.0f events/s)",
+            done,
+            n_chunks,
+            r.process,
+            r.chunk,
+            r.n_events,
+            r.n_generated,
+            r.seconds,
+            r.n_events / max(r.seconds, 1e-9),
+        )
     return _merge(work, counts, manifest, chunk_size)
 
 
@@ -176,12 +223,23 @@ def _merge(work: Path, counts: dict[str, int], manifest: dict, chunk_size: int) 
         secs = sum(e["seconds"] for e in entries)
         gen = sum(e["n_generated"] for e in entries)
         report[process] = {
-            "events": total, "generated": gen, "cpu_seconds": round(secs, 2),
-            "events_per_s": round(total / max(secs, 1e-9), 2), "generated_per_s": round(gen / max(secs, 1e-9), 2),
-            "acceptance": round(total / max(gen, 1), 5), "file": path.name,
+            "events": total,
+            "generated": gen,
+            "cpu_seconds": round(secs, 2),
+            "events_per_s": round(total / max(secs, 1e-9), 2),
+            "generated_per_s": round(gen / max(secs, 1e-9), 2),
+            "acceptance": round(total / max(gen, 1), 5),
+            "file": path.name,
             "bytes": path.stat().st_size if path.exists() else 0,
         }
-        logger.info("%-10s %7d events (%d generated, acceptance %.4f) %8.1f s  %7.1f events/s  %6.2f MB",
-                    process, total, gen, report[process]["acceptance"], secs, report[process]["events_per_s"],
-                    report[process]["bytes"] / 1e6)
+        logger.info(
+            "%-10s %7d events (%d generated, acceptance %.4f) %8.1f s  %7.1f events/s  %6.2f MB",
+            process,
+            total,
+            gen,
+            report[process]["acceptance"],
+            secs,
+            report[process]["events_per_s"],
+            report[process]["bytes"] / 1e6,
+        )
     return report

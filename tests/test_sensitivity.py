@@ -1,0 +1,52 @@
+"""On the default (generated) data, the QAT models see A->4l better than IsolationForest and HT cuts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from l1ad.cli.main import main
+
+
+@pytest.mark.slow
+def test_qat_model_beats_baselines_on_ato4l(tmp_path):
+    model = "ae_compact"  # the default L1 model
+    data = tmp_path / "data"
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--out",
+                str(data),
+                "--n-background",
+                "110000",
+                "--n-signal",
+                "5000",
+                "--seed",
+                "11",
+            ]
+        )
+        == 0
+    )
+    run = tmp_path / "run"
+    train = ["--background", str(data / "background_train.h5"), "--out", str(run), "--seed", "2"]
+    assert main(["train", "--model", "iforest", *train]) == 0
+    assert main(["train", "--model", model, "--quantization", "hgq", "--epochs", "4", *train]) == 0
+    signal = f"Ato4l={data / 'signal_Ato4l.h5'}"
+    assert (
+        main(["evaluate", str(run), "--background", str(data / "background_test.h5"), "--signal", signal])
+        == 0
+    )
+    table = json.loads((run / "evaluation.json").read_text())["models"]
+    qat = table[f"{model}/hgq"]["Ato4l"]
+    for baseline in ("iforest", "ht"):
+        b = table[baseline]["Ato4l"]
+        # AUROC better by more than three combined standard errors, and a better TPR at 1e-4
+        assert qat["auroc"] - b["auroc"] > 3 * (qat["auroc_err"] ** 2 + b["auroc_err"] ** 2) ** 0.5, (
+            baseline,
+            qat,
+            b,
+        )
+        assert qat["tpr_at_fpr_1e-4"] > b["tpr_at_fpr_1e-4"], (baseline, qat, b)
