@@ -135,12 +135,12 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
     fa, fb = features(a), features(b)
     dist = {}
     for name in fa:
-        sb = np.std(fb[name]) if len(fb[name]) else float("nan")
+        sb = float(np.std(fb[name])) if len(fb[name]) else float("nan")
         w1 = wasserstein(fa[name], fb[name])
         dist[name] = {
             "ks": ks_distance(fa[name], fb[name]),
             "w1": w1,
-            "w1_rel": w1 / sb if sb and np.isfinite(sb) and sb > 0 else float("nan"),
+            "w1_rel": float(w1 / sb) if np.isfinite(sb) and sb > 0 else float("nan"),
             "n_a": int(len(fa[name])),
             "n_b": int(len(fb[name])),
             "mean_a": float(np.mean(fa[name])) if len(fa[name]) else float("nan"),
@@ -151,7 +151,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
     return {
         "n_a": int(len(a)),
         "n_b": int(len(b)),
-        "occupancy": {s: {"a": oa[s], "b": ob[s], "diff": oa[s] - ob[s]} for s in oa},
+        "occupancy": {s: {"a": oa[s], "b": ob[s], "diff": float(oa[s] - ob[s])} for s in oa},
         "features": dist,
         "masses": mass,
     }
