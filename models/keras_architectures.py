@@ -7,8 +7,10 @@ Each builder returns a :class:`Built`: the model to train (compiled by the train
 
 * ``ae_ref``: 57-32-16-8-16-32-57 ReLU autoencoder (ADC2021). Deployed output: the reconstruction;
   the masked MSE score is computed in numpy (:func:`l1ad.models.keras_score.ae_ref_score`).
-* ``ae_compact``: 57-16-4-16-57 with ``sum((x - r)**2)`` inside the model (subtract, square, fixed
-  ones-sum). Sizing: ~2k multiplications before HGQ pruning, the size the CMS AXOL1TL v1 encoder
+* ``ae_compact``: 57-16-4-16-57 with the pT reconstruction error ``sum_slots (pT - pT_r)**2`` inside
+  the model (subtract, square, fixed 0/1-weight sum, :data:`keras_layers.PT_ERROR_WEIGHTS`): measured
+  here, a pT-only error separates A->4l far better (AUROC 0.90 vs 0.74 with eta/phi errors weighted
+  in, IsolationForest 0.81), because angles are nearly unpredictable for an autoencoder. Sizing: ~2k multiplications before HGQ pruning, the size the CMS AXOL1TL v1 encoder
   used; HGQ's EBOPs regularizer (EBOPs ~ LUTs for multiplier-free DA) drives it under the 2 %
   VU13P budget (~35k LUTs), one 57-input adder tree keeps the latency in a few 40 MHz-cycles.
   Trained on its own score output (loss = mean score).
@@ -26,13 +28,13 @@ from typing import Any
 import keras
 
 from l1ad.events import schema
-from l1ad.models.keras_layers import KLDivergence, Sampling, Style, masked_mse, score_mean
+from l1ad.models.keras_layers import PT_ERROR_WEIGHTS, KLDivergence, Sampling, Style, masked_mse, score_mean
 
 #: What the numpy side does with each model's deployed output.
 POSTPROCESSING = {
     "ae_ref": "deployed output = reconstruction (N, 57); score = masked MSE in numpy "
     "(keras_score.ae_ref_score, mask from the object valid bits)",
-    "ae_compact": "deployed output = score (N, 1) = sum((x - reconstruction)**2); numpy only flattens",
+    "ae_compact": "deployed output = score (N, 1) = sum over slots of (pT - reconstructed pT)**2; numpy only flattens",
     "vae": "deployed output = score (N, 1) = sum(mu**2); numpy only flattens (offline: KL from aux.keras)",
     "student": "deployed output = score (N, 1) = predicted log(teacher score); numpy only flattens",
 }
@@ -77,7 +79,7 @@ def build_ae_compact(style: Style, cfg: Any, seed: int = 0) -> Built:
     x = style.input(inp)
     z = style.dense(_encoder(style, x, cfg.hidden), cfg.latent, name="latent")
     r = _decoder(style, z, cfg.hidden)
-    score = style.sq_err_sum(x, r, name="score")
+    score = style.sq_err_sum(x, r, name="score", weights=PT_ERROR_WEIGHTS)
     model = keras.Model(inp, score, name="ae_compact")
     return Built(model, model, score_mean)
 

@@ -68,6 +68,20 @@ def mask57(mask: np.ndarray) -> np.ndarray:
     return mask.astype(np.float64)
 
 
+#: Fixed weights of the compact autoencoder's error sum: pT errors only. Angles are (nearly) unpredictable
+#: for an autoencoder and, weighted in, they drown the pT/occupancy pattern that carries the anomaly;
+#: zero weights also remove 38 of the 57 squarers from the firmware.
+PT_ERROR_WEIGHTS = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), schema.N_OBJECTS)
+
+
+def set_fixed_kernel(layer: Any, output: Any, weights: np.ndarray | None) -> Any:
+    """Overwrite the (non-trainable, all-ones) kernel of a fixed sum layer with ``weights`` (0/1 values)."""
+    if weights is not None:
+        kernel = next(v for v in layer.weights if v.path.endswith("kernel"))
+        kernel.assign(np.asarray(weights, dtype="float32").reshape(tuple(kernel.shape)))
+    return output
+
+
 def masked_mse_target(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The ``y_true`` of :func:`masked_mse`: ``[x, w]`` (N, 114) with the normalised per-input weights.
 
@@ -146,12 +160,12 @@ class Style(Protocol):
         """A linear layer whose output is quantized (reconstruction, VAE mean): feeds the score."""
         ...
 
-    def sq_err_sum(self, a: Any, b: Any, name: str) -> Any:
-        """(N, 1) ``sum((a - b)**2)`` computed exactly from the (quantized) operands."""
+    def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
+        """(N, 1) ``sum(weights * (a - b)**2)`` computed exactly from the (quantized) operands."""
         ...
 
-    def sq_sum(self, a: Any, name: str) -> Any:
-        """(N, 1) ``sum(a**2)`` computed exactly."""
+    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
+        """(N, 1) ``sum(weights * a**2)`` (weights 0/1, default all ones) computed exactly."""
         ...
 
     def callbacks(self) -> list: ...
@@ -179,16 +193,17 @@ class FloatStyle:
     def output_dense(self, x: Any, units: int, name: str) -> Any:
         return keras.layers.Dense(units, name=name)(x)
 
-    def _ones(self, x: Any, name: str) -> Any:
-        return keras.layers.Dense(1, use_bias=False, kernel_initializer="ones", trainable=False, name=name)(x)
+    def _ones(self, x: Any, name: str, weights: np.ndarray | None = None) -> Any:
+        layer = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones", trainable=False, name=name)
+        return set_fixed_kernel(layer, layer(x), weights)
 
-    def sq_err_sum(self, a: Any, b: Any, name: str) -> Any:
+    def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
         d = keras.layers.Subtract(name=f"{name}_diff")([a, b])
         d2 = keras.layers.Multiply(name=f"{name}_sq")([d, d])
-        return self._ones(d2, name)
+        return self._ones(d2, name, weights)
 
-    def sq_sum(self, a: Any, name: str) -> Any:
-        return self._ones(keras.layers.Multiply(name=f"{name}_sq")([a, a]), name)
+    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
+        return self._ones(keras.layers.Multiply(name=f"{name}_sq")([a, a]), name, weights)
 
     def callbacks(self) -> list:
         return []

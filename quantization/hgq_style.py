@@ -135,31 +135,34 @@ class HGQStyle:
         oq = fixed_quantizer_config(RECON_TYPE)
         return QDense(units, iq_conf=self._datalane(), enable_oq=True, oq_conf=oq, name=name)(x)
 
-    def _ones(self, x: Any, name: str) -> Any:
+    def _ones(self, x: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from hgq.config import QuantizerConfig
         from hgq.layers import QDense
 
-        kq = QuantizerConfig("kbi", "weight", k0=0, b0=1, i0=1, overflow_mode="SAT", br=None, trainable=False)
-        return QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, enable_iq=False,
-                      kq_conf=kq, name=name)(x)  # fmt: skip
+        from l1ad.models.keras_layers import set_fixed_kernel
 
-    def sq_err_sum(self, a: Any, b: Any, name: str) -> Any:
+        kq = QuantizerConfig("kbi", "weight", k0=0, b0=1, i0=1, overflow_mode="SAT", br=None, trainable=False)
+        layer = QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, enable_iq=False,
+                       kq_conf=kq, name=name)  # fmt: skip
+        return set_fixed_kernel(layer, layer(x), weights)
+
+    def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from hgq.layers import QSubtract
 
         from l1ad.models.keras_layers import SCORE_DIFF_TYPE
 
         oq = fixed_quantizer_config(SCORE_DIFF_TYPE)
         d = QSubtract(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_diff")([a, b])
-        return self.sq_sum(d, name)
+        return self.sq_sum(d, name, weights)
 
-    def sq_sum(self, a: Any, name: str) -> Any:
+    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from hgq.layers import QMultiply
 
         from l1ad.models.keras_layers import SCORE_SQ_TYPE
 
         oq = fixed_quantizer_config(SCORE_SQ_TYPE)
         d2 = QMultiply(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_sq")([a, a])
-        return self._ones(d2, name)
+        return self._ones(d2, name, weights)
 
     def callbacks(self) -> list:
         from hgq.utils.sugar import BetaScheduler, FreeEBOPs, PieceWiseSchedule

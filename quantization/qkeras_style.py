@@ -17,9 +17,12 @@ counts ``b`` *without* the sign (KBI: ``f = b - i``), so :func:`shim_quantizer` 
 ``ufixed<12,5>`` and eta/phi ``fixed<8,3>`` exactly, so quantizing encoded inputs is the identity
 (per-feature types are not possible with a non-trainable ``quantized_bits``). It is a leading
 ``QActivation`` (an input quantizer on the first ``QDense`` is ignored by hls4ml). Weights and biases:
-``quantized_bits(bits, weight_integer)``; hidden activations ``quantized_relu(bits, act_integer)``;
-reconstruction / VAE mean: the input type (so the error is formed on a common grid). The score path
-(subtract, square, sum with a fixed ones kernel) has no quantizers: it is exact.
+``quantized_bits(bits, weight_integer)``; hidden activations: ReLU then an unsigned
+``quantized_bits(bits, act_integer)``; reconstruction / VAE mean: ``keras_layers.RECON_TYPE``. The score
+path (subtract, square, fixed 0/1-weight sum) quantizes the difference and the square to
+``keras_layers.SCORE_DIFF_TYPE`` / ``SCORE_SQ_TYPE`` widths, chosen so that every value is exact in
+float32 and therefore in the C simulation. All shim quantizers round half to even and saturate,
+whatever modes the FixedPoint they are built from names (:func:`shim_quantizer`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from l1ad.quantization.fixed_point import FixedPoint
 logger = logging.getLogger(__name__)
 
 #: The common input type of the QKeras style (holds every type of ``encoding.INPUT_TYPES``).
-INPUT_TYPE = FixedPoint(k=1, i=5, f=7, overflow="SAT", rounding="RND")
+INPUT_TYPE = FixedPoint(k=1, i=5, f=7, overflow="SAT", rounding="RND_CONV")
 
 
 def check_qkeras_ok() -> None:
@@ -59,7 +62,7 @@ def import_shim() -> tuple[Any, Any]:
 
 
 def shim_quantizer(fp: FixedPoint) -> Any:
-    """The shim ``quantized_bits`` config that realises the fixed-point type ``fp`` (SAT)."""
+    """The shim ``quantized_bits`` with the width of ``fp``; it always rounds half to even and saturates."""
     _, quantizers = import_shim()
     return quantizers.quantized_bits(fp.i + fp.f, fp.i, keep_negative=bool(fp.k), alpha=None)
 
@@ -68,7 +71,7 @@ def qkeras_type(bits: int, integer: int, signed: bool) -> FixedPoint:
     """QKeras ``quantized_bits(bits, integer)`` as a FixedPoint, ``integer`` clipped to fit ``bits``."""
     k = int(signed)
     integer = max(min(integer, bits - k), 0)
-    return FixedPoint.from_qkeras(bits, integer, keep_negative=signed, overflow="SAT", rounding="RND")
+    return FixedPoint.from_qkeras(bits, integer, keep_negative=signed, overflow="SAT", rounding="RND_CONV")
 
 
 class QKerasStyle:
@@ -108,24 +111,27 @@ class QKerasStyle:
         x = self._qdense(x, units, name, False)
         return self.ql.QActivation(shim_quantizer(RECON_TYPE), name=f"{name}_q")(x)
 
-    def _ones(self, x: Any, name: str) -> Any:
-        one = shim_quantizer(FixedPoint(k=0, i=1, f=0))
-        return self.ql.QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, kernel_quantizer=one,
-                              name=name)(x)  # fmt: skip
+    def _ones(self, x: Any, name: str, weights: np.ndarray | None = None) -> Any:
+        from l1ad.models.keras_layers import set_fixed_kernel
 
-    def sq_err_sum(self, a: Any, b: Any, name: str) -> Any:
+        one = shim_quantizer(FixedPoint(k=0, i=1, f=0))
+        layer = self.ql.QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, kernel_quantizer=one,
+                               name=name)  # fmt: skip
+        return set_fixed_kernel(layer, layer(x), weights)
+
+    def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from l1ad.models.keras_layers import SCORE_DIFF_TYPE
 
         d = self.ql.QSubtract(name=f"{name}_diff")([a, b])
         d = self.ql.QActivation(shim_quantizer(SCORE_DIFF_TYPE), name=f"{name}_diff_q")(d)
-        return self.sq_sum(d, name)
+        return self.sq_sum(d, name, weights)
 
-    def sq_sum(self, a: Any, name: str) -> Any:
+    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from l1ad.models.keras_layers import SCORE_SQ_TYPE
 
         d2 = self.ql.QMultiply(name=f"{name}_sq")([a, a])
         d2 = self.ql.QActivation(shim_quantizer(SCORE_SQ_TYPE), name=f"{name}_sq_q")(d2)
-        return self._ones(d2, name)
+        return self._ones(d2, name, weights)
 
     def callbacks(self) -> list:
         return []

@@ -33,7 +33,9 @@ def test_qat_model_beats_baselines_on_ato4l(tmp_path):
     run = tmp_path / "run"
     train = ["--background", str(data / "background_train.h5"), "--out", str(run), "--seed", "2"]
     assert main(["train", "--model", "iforest", *train]) == 0
-    assert main(["train", "--model", model, "--quantization", "hgq", "--epochs", "4", *train]) == 0
+    config = tmp_path / "fast.yaml"
+    config.write_text("learning_rate: 0.003\nepochs: 20\n")  # the default run trains longer on 300k events
+    assert main(["train", "--model", model, "--quantization", "hgq", "--config", str(config), *train]) == 0
     signal = f"Ato4l={data / 'signal_Ato4l.h5'}"
     assert (
         main(["evaluate", str(run), "--background", str(data / "background_test.h5"), "--signal", signal])
