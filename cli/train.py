@@ -48,23 +48,32 @@ def find_teacher(out: Path, explicit: str | None) -> Path:
     )
 
 
-def teacher_scores(teacher: Path, background: str, max_events: int | None) -> np.ndarray:
-    """Positive teacher scores for every event of the training file (the student regresses their log)."""
+def teacher_targets(teacher: Path, background: str, max_events: int | None) -> tuple[np.ndarray, str, dict]:
+    """The student's regression input for every event of the training file.
+
+    Returns ``(values, transform, info)``: an energy model's energy at the lowest noise level is already
+    a negative log-density, so it is standardized (median, IQR/1.349 over these events) and regressed
+    as is (``identity``); an autoencoder's positive, heavy-tailed error is regressed as its ``log``
+    (CICADA's choice).
+    """
     from l1ad.evaluation.run_models import discover, score
     from l1ad.events.io import read_events
 
     particles = read_events(background, stop=max_events)
     meta = json.loads((teacher / "meta.json").read_text())
     if meta["framework"] == "torch":
-        from l1ad.models.ebm_scores import teacher_scores as ebm_teacher
+        from l1ad.models.ebm_scores import score as ebm_score
 
-        return np.asarray(ebm_teacher(teacher, particles), dtype=np.float64)
+        energy = np.asarray(ebm_score(teacher, particles)["energy"], dtype=np.float64)
+        q25, median, q75 = np.percentile(energy, [25, 50, 75])
+        scale = max((q75 - q25) / 1.349, 1e-12)
+        return (energy - median) / scale, "identity", {"median": float(median), "scale": float(scale)}
     (model,) = [m for m in discover(teacher.parent) if m.path == teacher]
     s = score(model, particles)[model.label]
-    return np.maximum(s, 0.0) + 1e-6
+    return np.maximum(s, 0.0) + 1e-6, "log", {}
 
 
-def record_teacher(student_dir: Path, teacher: Path) -> None:
+def record_teacher(student_dir: Path, teacher: Path, info: dict) -> None:
     """Name the teacher in the student's ``meta.json`` (evaluation compares the two)."""
     from l1ad.events.io import atomic_write_text
 
@@ -72,7 +81,10 @@ def record_teacher(student_dir: Path, teacher: Path) -> None:
     meta = json.loads(meta_path.read_text())
     t = json.loads((teacher / "meta.json").read_text())
     label = f"{t['model']}/{t['quantization']}"
-    meta["teacher"] = {"model_dir": str(teacher), "label": label, "target": "log(teacher score)"}
+    target = (
+        "standardized teacher score" if meta.get("teacher_transform") == "identity" else "log(teacher score)"
+    )
+    meta["teacher"] = {"model_dir": str(teacher), "label": label, "target": target, **info}
     atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
@@ -106,9 +118,10 @@ def main(args: argparse.Namespace) -> int:
         if args.model == "student":
             teacher = find_teacher(out, args.teacher)
             log.info("student teacher: %s", teacher)
-            extra["teacher_scores"] = teacher_scores(teacher, args.background, args.max_events)
+            values, transform, info = teacher_targets(teacher, args.background, args.max_events)
+            extra = {"teacher_scores": values, "teacher_transform": transform}
         path = train_model(args.model, args.quantization, **common, **extra)
         if args.model == "student":
-            record_teacher(path, teacher)
+            record_teacher(path, teacher, info)
     log.info("model written to %s", path)
     return 0

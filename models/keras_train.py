@@ -32,8 +32,22 @@ logger = logging.getLogger(__name__)
 TEACHER_SCORE_FLOOR = 1e-6
 
 
-def targets(name: str, particles: np.ndarray, x: np.ndarray, teacher: np.ndarray | None) -> np.ndarray:
-    """Training target ``y`` of model ``name`` for the encoded inputs ``x``."""
+TEACHER_TRANSFORMS = ("log", "identity")
+
+
+def targets(
+    name: str,
+    particles: np.ndarray,
+    x: np.ndarray,
+    teacher: np.ndarray | None,
+    teacher_transform: str = "log",
+) -> np.ndarray:
+    """Training target ``y`` of model ``name`` for the encoded inputs ``x``.
+
+    Student: ``log(teacher score)`` for positive, heavy-tailed teacher scores (autoencoder errors, as
+    CICADA does), or the teacher values as given (``identity``) for scores already on a log scale,
+    such as an energy (a negative log-density), which the caller standardizes.
+    """
     from l1ad.models.keras_layers import masked_mse_target
 
     if name in ("ae_ref", "vae"):
@@ -45,9 +59,12 @@ def targets(name: str, particles: np.ndarray, x: np.ndarray, teacher: np.ndarray
             f"student training needs teacher_scores aligned with the events ({len(x)}), got "
             f"{None if teacher is None else len(teacher)}"
         )
-    return np.log(np.maximum(np.asarray(teacher, dtype=np.float64), TEACHER_SCORE_FLOOR)).astype(np.float32)[
-        :, None
-    ]
+    if teacher_transform not in TEACHER_TRANSFORMS:
+        raise ValueError(f"teacher_transform must be one of {TEACHER_TRANSFORMS}, got {teacher_transform!r}")
+    t = np.asarray(teacher, dtype=np.float64)
+    if teacher_transform == "log":
+        t = np.log(np.maximum(t, TEACHER_SCORE_FLOOR))
+    return t.astype(np.float32)[:, None]
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -127,6 +144,7 @@ def train_model(
     max_events: int | None = None,
     validation: str | Path | None = None,
     validation_teacher_scores: np.ndarray | None = None,
+    teacher_transform: str = "log",
 ) -> Path:
     """Train model ``name`` in style ``quantization`` on ``background``; return the model directory.
 
@@ -150,7 +168,7 @@ def train_model(
 
     particles = read_events(background, stop=max_events)
     x_all = encoding.encode(particles)
-    y_all = targets(name, particles, x_all, teacher_scores)
+    y_all = targets(name, particles, x_all, teacher_scores, teacher_transform)
     if validation is None:
         tr, va = _split(len(x_all), cfg.validation_fraction)
         x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
@@ -159,7 +177,7 @@ def train_model(
         vp = read_events(validation)
         x_tr, y_tr = x_all, y_all
         x_va = encoding.encode(vp)
-        y_va = targets(name, vp, x_va, validation_teacher_scores)
+        y_va = targets(name, vp, x_va, validation_teacher_scores, teacher_transform)
         sha = data_hash(particles)
     logger.info("%s-%s: %d train / %d validation events", name, quantization, len(x_tr), len(x_va))
 
@@ -206,6 +224,7 @@ def train_model(
         "validation": None if validation is None else str(validation),
         "n_train": int(len(x_tr)),
         "n_val": int(len(x_va)),
+        "teacher_transform": teacher_transform if name == "student" else None,
         "metrics": {
             "best_val_loss": st["best"],
             "best_epoch": st["best_epoch"],
