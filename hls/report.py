@@ -64,7 +64,8 @@ def from_yosys(yosys: dict[str, Any], rtl: dict[str, Any]) -> dict[str, Any]:
     clock = rtl["clock_period_ns"]
     return {
         "source": "yosys",
-        "label": f"yosys synth_xilinx ({yosys.get('version', 'yosys')}), da4ml pipeline: ESTIMATE of Vivado",
+        "label": f"yosys synth_xilinx{' -nodsp' if yosys.get('nodsp') else ''} ({yosys.get('version', 'yosys')}), "
+        "da4ml pipeline: ESTIMATE of Vivado",
         "latency_cycles": rtl["stages"],
         "latency_ns": rtl["stages"] * clock,
         "ii_cycles": 1,
@@ -204,7 +205,8 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
         else:
             from l1ad.hls.yosys import run_yosys as _run
 
-            rows.append(from_yosys(_run(project_dir, meta["part"]), rtl_summary))
+            nodsp = bool(meta["budgets"].get("require_zero_dsp"))  # the design must map multipliers to LUTs
+            rows.append(from_yosys(_run(project_dir, meta["part"], nodsp=nodsp), rtl_summary))
     if rtl_summary is not None:
         rows.append(from_da4ml(rtl_summary))
     if meta["strategy"] == "Latency" or not rows:

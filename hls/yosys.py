@@ -49,11 +49,16 @@ def verilog_sources(rtl_dir: Path) -> list[Path]:
     return static + sorted(p for p in src.glob("*.v"))
 
 
-def yosys_script(sources: list[str], top: str, family: str, stat_file: str = "stat.txt") -> str:
-    """The synthesis script: read, flatten, map to Xilinx cells, write the cell statistics."""
+def yosys_script(
+    sources: list[str], top: str, family: str, stat_file: str = "stat.txt", nodsp: bool = False
+) -> str:
+    """The synthesis script: read, flatten, map to Xilinx cells, write the cell statistics.
+
+    ``nodsp``: map every multiplier to LUTs (``synth_xilinx -nodsp``), for designs that must not use DSPs.
+    """
     reads = "\n".join(f"read_verilog -sv {s}" for s in sources)
     return f"""{reads}
-synth_xilinx -family {family} -flatten -top {top}
+synth_xilinx -family {family} -flatten{" -nodsp" if nodsp else ""} -top {top}
 tee -q -o {stat_file} stat
 """
 
@@ -102,7 +107,9 @@ def _sources_hash(sources: list[Path], top: str, family: str) -> str:
     return h.hexdigest()[:16]
 
 
-def run_yosys(project_dir: Path, part: str, top: str = "l1ad_model", timeout: float = 1800) -> dict[str, Any]:
+def run_yosys(
+    project_dir: Path, part: str, top: str = "l1ad_model", timeout: float = 1800, nodsp: bool = False
+) -> dict[str, Any]:
     """Synthesize ``<project>/rtl`` with Yosys; result cached in ``<project>/yosys/result.json``."""
     exe = shutil.which("yosys")
     if exe is None:
@@ -114,14 +121,14 @@ def run_yosys(project_dir: Path, part: str, top: str = "l1ad_model", timeout: fl
     family = yosys_family(part)
     out_dir = Path(project_dir) / YOSYS_DIR
     out_dir.mkdir(exist_ok=True)
-    key = _sources_hash(sources, top, family)
+    key = _sources_hash(sources, top, family + (" -nodsp" if nodsp else ""))
     cached = out_dir / "result.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
         if result.get("key") == key:
             return result
     script = out_dir / "synth.ys"
-    script.write_text(yosys_script([str(s.resolve()) for s in sources], top, family))
+    script.write_text(yosys_script([str(s.resolve()) for s in sources], top, family, nodsp=nodsp))
     t0 = time.perf_counter()
     proc = subprocess.run(
         [exe, "-q", "-l", "yosys.log", "-s", "synth.ys"],
@@ -136,7 +143,8 @@ def run_yosys(project_dir: Path, part: str, top: str = "l1ad_model", timeout: fl
         )
     version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.strip()
     result = parse_stat((out_dir / "stat.txt").read_text())
-    result.update(key=key, family=family, seconds=round(time.perf_counter() - t0, 1), version=version)
+    result.update(key=key, family=family, nodsp=nodsp, seconds=round(time.perf_counter() - t0, 1))
+    result["version"] = version
     atomic_write_text(cached, json.dumps(result, indent=1, sort_keys=True) + "\n")
     logger.info(
         "yosys: %d LUT, %d FF, %d CARRY, %d DSP in %.0f s",

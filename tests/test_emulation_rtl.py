@@ -65,6 +65,9 @@ def test_parse_stat_and_script() -> None:
     with pytest.raises(ValueError):
         parse_stat("nothing here")
     assert "synth_xilinx -family xcup -flatten -top top" in yosys_script(["a.v"], "top", "xcup")
+    assert "synth_xilinx -family xcup -flatten -nodsp -top top" in yosys_script(
+        ["a.v"], "top", "xcup", nodsp=True
+    )
     assert (yosys_family("xcvu13p-flga2577-2-e"), yosys_family("xc7vx690tffg1927-2")) == ("xcup", "xc7")
 
 

@@ -214,11 +214,10 @@ def test_hgq_train_reload_score(name, hgq_dirs, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name,strategy",
-    [(n, "Latency") for n in MODEL_NAMES]
-    + [("student", "distributed_arithmetic"), ("vae", "distributed_arithmetic")],
-)
+# Latency strategy for every model type. (The distributed-arithmetic path is tested on small models
+# in tests/test_firmware_*.py and by the default DA target: da4ml's retiming of these 1-epoch models,
+# whose bit widths HGQ has not shrunk yet, takes many minutes.)
+@pytest.mark.parametrize("name,strategy", [(n, "Latency") for n in MODEL_NAMES])
 def test_hgq_firmware_bit_exact_every_model(name, strategy, hgq_dirs, tmp_path):
     """Every L1 model type converts with hls4ml and its C-sim equals the QAT model, overflow included."""
     if shutil.which("g++") is None:
