@@ -99,8 +99,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from l1ad.events import validate as val
-    from l1ad.events.io import EventWriter, iter_chunks
+    from l1ad.events.io import clean_file, iter_chunks
 
     if (args.repair or args.drop_invalid) != bool(args.out):
         raise ValueError("--repair/--drop-invalid and --out FILE go together (the input is never modified)")
@@ -110,17 +109,7 @@ def _validate(args: argparse.Namespace) -> int:
             n += len(block)
         print(f"{args.file}: {n} events, valid")
         return 0
-    kept = dropped = 0
-    with EventWriter(args.out) as w:
-        for lo, block in iter_chunks(args.file, check=False):
-            if args.repair:
-                block = val.repair(block)
-            good = val.valid_rows(block)
-            for p in val.first_problems(block, row_offset=lo, limit=3):
-                log.warning("dropping: %s", p.describe(args.file))
-            w.append(block[good])
-            kept += int(good.sum())
-            dropped += int((~good).sum())
+    kept, dropped = clean_file(args.file, args.out, repair=args.repair)
     print(f"{args.file}: kept {kept} events, dropped {dropped} invalid rows -> {args.out}")
     return 0
 

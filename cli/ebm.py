@@ -33,7 +33,7 @@ def add_args(sub: argparse._SubParsersAction) -> None:
 
 def explain(args: argparse.Namespace) -> int:
     from l1ad.events.io import read_events
-    from l1ad.models.ebm import explain_event, plot_attribution
+    from l1ad.models.ebm.explain import explain_event, plot_attribution
 
     row = read_events(args.events, start=args.row, stop=args.row + 1)
     if len(row) != 1:
@@ -49,8 +49,9 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from l1ad.events.io import atomic_write_text, read_events
-    from l1ad.models.ebm import compare_with_background
+    from l1ad.core.files import atomic_write_text
+    from l1ad.events.io import read_events
+    from l1ad.models.ebm.sampling import compare_with_background
 
     out = Path(args.out or args.model_dir)
     reference = read_events(args.reference, stop=args.n)

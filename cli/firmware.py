@@ -7,7 +7,6 @@ project is generated next to it in ``<name>/`` unless ``--project`` says otherwi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -63,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _build(args, target, project: Path, run_dir) -> int:
-    from l1ad.hls.convert import build_project
+    from l1ad.hls.build import build_project
 
     result = build_project(target, project, run_dir=run_dir)
     meta = result.metadata
@@ -78,79 +77,27 @@ def _build(args, target, project: Path, run_dir) -> int:
 
 
 def _emulate(args, target, project: Path, run_dir) -> int:
-    from l1ad.emulation import events_file
-    from l1ad.emulation.compare import emulate
-    from l1ad.emulation.csim import CSim
-    from l1ad.events.io import atomic_write_text
-    from l1ad.hls.convert import find_model_file, load_firmware_model, read_metadata, sha256_file
+    from l1ad.emulation.run import StaleProjectError, emulate_project
 
     events = args.events or target.resolve(target.events, run_dir)
     if events is None:
         print("no events: pass --events or set 'events' in the target", file=sys.stderr)
         return 2
-    meta = read_metadata(project)
-    model_dir = target.resolve(target.model, run_dir)
-    if sha256_file(find_model_file(model_dir)) != meta["model_sha256"]:
-        print(
-            f"{project}: project is stale (model changed since build): "
-            f"rebuild with `l1ad firmware build {args.target}`",
-            file=sys.stderr,
-        )
+    try:
+        run = emulate_project(
+            project, target.resolve(target.model, run_dir), Path(events), args.target, chunk=args.chunk,
+            limit=args.limit, threads=args.threads, scores_out=args.out, rtl=args.rtl,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except StaleProjectError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    model, _ = load_firmware_model(model_dir)
-    csim = CSim(project)
-    n_total = events_file.count_events(events)
-    if args.limit is not None:
-        n_total = min(n_total, args.limit)
-    chunks = events_file.iter_inputs(events, chunk=args.chunk, limit=args.limit)
-    result = emulate(
-        csim,
-        model,
-        chunks,
-        chunk=args.chunk,
-        progress=not args.no_progress,
-        scores_out=args.out,
-        n_total=n_total,
-        n_threads=args.threads,
-    )
-    print(result.summary())
-    out = result.to_dict()
-    rc = 0 if result.ok else 1
-    if args.rtl:
-        rtl = _rtl_check(project, meta, events, args.limit, csim)
-        out["rtl"] = rtl
-        print(
-            f"RTL (Verilator): {rtl['n_events']} events, {rtl['n_mismatch']} mismatches vs C-sim ({rtl['events_per_second']:,.0f} events/s)"
-        )
-        rc = rc or int(rtl["n_mismatch"] > 0)
-    atomic_write_text(
-        project / "emulation.json", json.dumps(out, indent=1, sort_keys=True, default=str) + "\n"
-    )
-    return rc
-
-
-def _rtl_check(project: Path, meta: dict, events: Path, limit: int | None, csim) -> dict:
-    import time
-
-    from l1ad.emulation import events_file
-    from l1ad.emulation.compare import count_mismatches
-    from l1ad.emulation.rtl import RTLSim
-
-    if meta["strategy"] != "distributed_arithmetic":
-        raise SystemExit("--rtl needs a distributed_arithmetic target")
-    sim = RTLSim(project)
-    n, bad, seconds = 0, 0, 0.0
-    for x in events_file.iter_inputs(events, limit=limit):
-        t0 = time.perf_counter()
-        y_rtl = sim.predict(x)
-        seconds += time.perf_counter() - t0
-        bad += count_mismatches(y_rtl, csim.predict(x))
-        n += len(x)
-    return {"n_events": n, "n_mismatch": bad, "events_per_second": n / seconds if seconds else 0.0}
+    print(run.summary)
+    return 0 if run.ok else 1
 
 
 def _report(args, target, project: Path, run_dir) -> int:
-    from l1ad.hls.report import make_report, render_markdown, write_report
+    from l1ad.reports.budget import make_report, render_markdown, write_report
 
     report = make_report(project, run_yosys=not args.no_yosys)
     js, md = write_report(project, report)

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from l1ad.core.versions import l1ad_version
+
 # TensorFlow's C++ start-up chatter (CPU features, dataset attribute notices) drowns the progress
 # lines; real failures still raise in Python. Set TF_CPP_MIN_LOG_LEVEL yourself to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,6 +27,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         prog="l1ad",
         description="L1-trigger anomaly detection: events -> QAT models -> hls4ml firmware -> emulation -> reports",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {l1ad_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

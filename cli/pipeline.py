@@ -48,7 +48,6 @@ PROFILES = {
     # a few-minute smoke run of every step on small data (used by the end-to-end test)
     "quick": Profile(44_000, 5_000, 20_000, 2, 1, DEFAULT_MODELS, "ae_compact_vu13p"),
 }
-TORCH_MODELS = ("ebm", "score")
 
 
 DEFAULT_OUT = Path("runs/default")
@@ -75,6 +74,8 @@ def _run(argv: list[str], what: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from l1ad.models import registry
+
     prof = PROFILES[args.profile]
     out = Path(args.out)
     data = out / "data"
@@ -85,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         _run([*generate, "--seed", str(args.seed)], "generate data")
     bkg_train = str(data / "background_train.h5")
     for model, quant in prof.models:
-        model_dir = out / (model if model == "iforest" else f"{model}-{quant}")
+        model_dir = registry.model_dir(out, model, quant)
         if not args.force and (model_dir / "meta.json").exists():
             log.info("skip training %s/%s: %s exists", model, quant, model_dir)
             continue
@@ -93,8 +94,9 @@ def main(args: argparse.Namespace) -> int:
         argv += ["--out", str(out), "--seed", str(args.seed)]
         if prof.train_events:
             argv += ["--max-events", str(prof.train_events)]
-        epochs = prof.torch_epochs if model in TORCH_MODELS else prof.keras_epochs
-        if epochs and model != "iforest":
+        framework = registry.kind(model).framework
+        epochs = prof.torch_epochs if framework == "torch" else prof.keras_epochs
+        if epochs and framework != "sklearn":
             argv += ["--epochs", str(epochs)]
         if model_dir.exists() and not args.force:
             argv.append("--resume")

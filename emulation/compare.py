@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from l1ad.events.io import atomic_path
+from l1ad.core.files import atomic_path
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.hls.convert import keras_predict
 from l1ad.hls.thresholds import fires
-from l1ad.quantization.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
 

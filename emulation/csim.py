@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from l1ad.hls.convert import read_metadata
+from l1ad.hls.metadata import read_metadata
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from l1ad.core.files import atomic_write_text, save_figure
 from l1ad.evaluation import metrics
-from l1ad.evaluation.run_models import discover, score
-from l1ad.events.io import atomic_write_text, read_events, save_figure
+from l1ad.events.io import read_events
+from l1ad.models import registry
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,12 @@ def _train(
     argv += ["--epochs", str(epochs)] if epochs else []
     argv += ["--max-events", str(max_events)] if max_events else []
     argv += ["--config", str(config)] if config else []
-    if (out / f"{model}-{quant}" / "meta.json").exists():
-        log.info("reusing %s", out / f"{model}-{quant}")
+    model_dir = registry.model_dir(out, model, quant)
+    if (model_dir / registry.META_FILE).exists():
+        log.info("reusing %s", model_dir)
     else:
         subprocess.run([sys.executable, "-m", "l1ad.cli.main", "-q", *argv], check=True)
-    return out / f"{model}-{quant}"
+    return model_dir
 
 
 def run_scan(
@@ -81,8 +83,7 @@ def run_scan(
     edges = np.cumsum([0, len(bkg), *(len(s) for s in sig.values())])
 
     def evaluate(model_dir: Path) -> dict:
-        (m,) = [t for t in discover(model_dir.parent) if t.path == model_dir]
-        s = score(m, events)[m.label]
+        s = registry.primary_score(model_dir, events)
         b = s[: edges[1]]
         return {n: metrics.signal_metrics(b, s[edges[i + 1] : edges[i + 2]]) for i, n in enumerate(sig)}
 

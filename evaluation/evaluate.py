@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.core.files import atomic_write_text
 from l1ad.evaluation import metrics, plots
-from l1ad.evaluation.run_models import cut_scores, discover, score
-from l1ad.events.io import atomic_write_text, read_events
+from l1ad.events.io import read_events
+from l1ad.models.baselines.cuts import cut_scores
+from l1ad.models.registry import discover, score
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from l1ad.core.files import save_figure
 from l1ad.evaluation import metrics
-from l1ad.events.io import save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.core.files import atomic_write_text
 from l1ad.events import schema
-from l1ad.events.io import EventWriter, atomic_write_text
+from l1ad.events.io import EventWriter
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.events import schema
-from l1ad.quantization.fixed_point import FixedPoint
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,16 @@ SCALES = (PT_SCALE, ETA_SCALE, PHI_SCALE)
 
 #: Input type of each of the 57 model inputs (slot-major, [pT, eta, phi] per slot).
 INPUT_TYPES: tuple[FixedPoint, ...] = tuple(s.input_type for _ in range(schema.N_OBJECTS) for s in SCALES)
+
+#: The one type that holds every input type exactly (fixed<13,6>, SAT, RND): the common input grid of
+#: styles with one input quantizer for all 57 inputs, and the reconstruction grid of the autoencoders.
+INPUT_COMMON_TYPE = FixedPoint(
+    k=max(t.k for t in INPUT_TYPES),
+    i=max(t.i for t in INPUT_TYPES),
+    f=max(t.f for t in INPUT_TYPES),
+    overflow="SAT",
+    rounding="RND",
+)
 
 
 def encode_hw(particles: np.ndarray) -> np.ndarray:
@@ -129,7 +139,7 @@ class Standardizer:
         return np.where(mask, z, 0.0).astype(np.float32)
 
     def save(self, path: str | Path) -> None:
-        from l1ad.events.io import atomic_write_text
+        from l1ad.core.files import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps({"mean": self.mean, "std": self.std}, indent=1))
 

@@ -10,55 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from l1ad.core.files import atomic_path
 from l1ad.events import schema
 from l1ad.events.validate import EventFileError, check_shape, validate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 200_000
-
-
-@contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure atomically as PNG (temporary ``.png`` beside ``path``), then close it."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    log.info("wrote %s", path)
-    return Path(path)
 
 
 def _open(path: str | Path) -> h5py.File:
@@ -215,3 +179,22 @@ class EventWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
+
+
+def clean_file(src: str | Path, out: str | Path, repair: bool = False) -> tuple[int, int]:
+    """Copy the valid events of ``src`` to ``out`` (``repair`` first fixes what can be fixed); the
+    input is never modified. Returns ``(kept, dropped)``; each dropped row is logged with its reason."""
+    from l1ad.events import validate as val
+
+    kept = dropped = 0
+    with EventWriter(out) as w:
+        for lo, block in iter_chunks(src, check=False):
+            if repair:
+                block = val.repair(block)
+            good = val.valid_rows(block)
+            for p in val.first_problems(block, row_offset=lo, limit=3):
+                log.warning("dropping: %s", p.describe(str(src)))
+            w.append(block[good])
+            kept += int(good.sum())
+            dropped += int((~good).sum())
+    return kept, dropped

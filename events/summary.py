@@ -131,7 +131,7 @@ def plot_distributions(samples: dict[str, np.ndarray], path: str | Path) -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from l1ad.events.io import save_figure
+    from l1ad.core.files import save_figure
 
     quantities = {name: physics_quantities(p) for name, p in samples.items()}
     keys = list(next(iter(quantities.values())))

@@ -2,11 +2,18 @@
 
 A target names the model to put in firmware and how: backend, FPGA part, clock, hls4ml strategy,
 and the budgets the design must meet (40 MHz bunch crossing: a new event every 25 ns, a fixed
-latency allowance). The generated HLS project goes to ``firmware_projects/<name>/`` (gitignored).
+latency allowance).
+
+Where things are found and written (:func:`find_target`, :func:`project_dir`): a target name is
+looked up as ``./firmware_projects/<name>.yaml`` in the current directory, then among the targets
+shipped in the package (``l1ad/firmware_projects/``); a path is used as given. Relative paths inside
+a target resolve from the current directory (or the ``--run-dir``). The generated HLS project goes
+to ``./firmware_projects/<name>/`` under the current directory (or beside a target file given by
+path, or ``--project DIR``), never into the installed package.
 
 Example::
 
-    model: runs/default/ae_compact-hgq     # model dir, relative to the repository or absolute
+    model: runs/default/ae_compact-hgq     # model dir, relative to the current directory or absolute
     backend: Vitis                          # Vitis | Vivado
     part: xcvu13p-flga2577-2-e
     clock_period_ns: 6.25                   # 160 MHz algorithm clock
@@ -35,14 +42,14 @@ from typing import Any
 
 import yaml
 
-from l1ad.events.io import atomic_write_text
+from l1ad.core.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-#: The repository root (the ``l1ad`` package directory).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Where tracked target files live; projects are generated next to them.
-TARGETS_DIR = REPO_ROOT / "firmware_projects"
+#: The target files shipped with the package (package data).
+PACKAGE_TARGETS_DIR = Path(__file__).resolve().parent.parent / "firmware_projects"
+#: Folder, relative to the current directory, of a user's target files and of generated projects.
+LOCAL_TARGETS = Path("firmware_projects")
 
 BACKENDS = ("Vitis", "Vivado")
 STRATEGIES = ("Latency", "distributed_arithmetic")
@@ -90,7 +97,7 @@ class FirmwareTarget:
         return f"{self.namespace}_top"
 
     def resolve(self, path: str | None, run_dir: Path | None = None) -> Path | None:
-        """A path of the target: absolute as is, else relative to the repository root.
+        """A path of the target: absolute as is, else relative to the current directory.
 
         With ``run_dir`` (``l1ad firmware ... --run-dir DIR``) a relative path is taken inside that run
         directory instead: ``runs/default/ae_compact-hgq`` -> ``DIR/ae_compact-hgq`` (the leading
@@ -102,7 +109,7 @@ class FirmwareTarget:
         if p.is_absolute():
             return p
         if run_dir is None:
-            return REPO_ROOT / p
+            return Path.cwd() / p
         parts = p.parts[2:] if len(p.parts) > 2 and p.parts[0] == "runs" else p.parts
         return Path(run_dir).joinpath(*parts)
 
@@ -189,19 +196,23 @@ def _validate(t: FirmwareTarget, where: str) -> None:
 
 
 def find_target(spec: str | Path) -> Path:
-    """Target file from a name (``ae_compact`` -> ``firmware_projects/ae_compact.yaml``) or a path."""
+    """Target file from a name (``ae_compact_vu13p``: ``./firmware_projects/<name>.yaml``, else the
+    package's) or a path."""
     p = Path(spec)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise FileNotFoundError(f"target file {p} does not exist")
         return p
-    candidate = TARGETS_DIR / f"{spec}.yaml"
-    if not candidate.is_file():
-        known = sorted(q.stem for q in TARGETS_DIR.glob("*.yaml"))
-        raise FileNotFoundError(
-            f"no target {spec!r} ({candidate} missing); known: {', '.join(known) or 'none'}"
-        )
-    return candidate
+    for folder in (Path.cwd() / LOCAL_TARGETS, PACKAGE_TARGETS_DIR):
+        candidate = folder / f"{spec}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted(
+        {q.stem for d in (Path.cwd() / LOCAL_TARGETS, PACKAGE_TARGETS_DIR) for q in d.glob("*.yaml")}
+    )
+    raise FileNotFoundError(
+        f"no target {spec!r} (looked in {LOCAL_TARGETS}/ and the package's targets); known: {', '.join(known) or 'none'}"
+    )
 
 
 def load_target(spec: str | Path) -> tuple[FirmwareTarget, Path]:
@@ -210,7 +221,18 @@ def load_target(spec: str | Path) -> tuple[FirmwareTarget, Path]:
     return FirmwareTarget.load(path), path
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
 def project_dir(target: FirmwareTarget, target_file: Path | None = None) -> Path:
-    """Generated project directory: ``<dir of the target file>/<name>/``."""
-    base = target_file.parent if target_file is not None else TARGETS_DIR
-    return base / target.name
+    """Generated project directory: ``./firmware_projects/<name>/`` under the current directory, or
+    ``<dir of the target file>/<name>/`` for a target file outside the package and outside ``./firmware_projects``."""
+    local = Path.cwd() / LOCAL_TARGETS
+    if target_file is None or _inside(target_file, PACKAGE_TARGETS_DIR) or _inside(target_file, local):
+        return local / target.name
+    return Path(target_file).parent / target.name

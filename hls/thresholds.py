@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from l1ad.quantization.fixed_point import FixedPoint
+from l1ad.core.fixed_point import FixedPoint
 
 logger = logging.getLogger(__name__)
 

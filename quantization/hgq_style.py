@@ -28,8 +28,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from l1ad.events.encoding import INPUT_TYPES
-from l1ad.quantization.fixed_point import FixedPoint
+from l1ad.core.fixed_point import FixedPoint
+from l1ad.events.encoding import INPUT_COMMON_TYPE, INPUT_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def check_native_ok() -> None:
         raise RuntimeError(
             "HGQ2's qkeras shim (qkeras.qlayers) was imported in this process; it rewrites the native HGQ2 "
             "layer classes, so native 'hgq' models cannot be built or loaded here. Use a fresh process "
-            "(l1ad.models.keras_score.score_in_subprocess)."
+            "(l1ad.models.registry.score scores each Keras model in its own process)."
         )
 
 
@@ -62,14 +62,9 @@ def mark_native_used() -> None:
 
 def input_quantizer(name: str = "input_quantizer") -> Any:
     """The fixed per-feature input quantizer (types from ``encoding.INPUT_TYPES``); set after build."""
-    from hgq.config import QuantizerConfig
     from hgq.quantizer import Quantizer
 
-    conf = QuantizerConfig(
-        "kif", "datalane", k0=1, i0=5, f0=7, round_mode="RND", overflow_mode="SAT",
-        ir=None, fr=None, trainable=False,
-    )  # fmt: skip
-    return Quantizer(conf, name=name)
+    return Quantizer(fixed_quantizer_config(INPUT_COMMON_TYPE), name=name)
 
 
 def set_input_types(q: Any) -> None:
@@ -130,7 +125,7 @@ class HGQStyle:
     def output_dense(self, x: Any, units: int, name: str) -> Any:
         from hgq.layers import QDense
 
-        from l1ad.models.keras_layers import RECON_TYPE
+        from l1ad.quantization.score_path import RECON_TYPE
 
         oq = fixed_quantizer_config(RECON_TYPE)
         return QDense(units, iq_conf=self._datalane(), enable_oq=True, oq_conf=oq, name=name)(x)
@@ -139,7 +134,7 @@ class HGQStyle:
         from hgq.config import QuantizerConfig
         from hgq.layers import QDense
 
-        from l1ad.models.keras_layers import set_fixed_kernel
+        from l1ad.quantization.score_path import set_fixed_kernel
 
         kq = QuantizerConfig("kbi", "weight", k0=0, b0=1, i0=1, overflow_mode="SAT", br=None, trainable=False)
         layer = QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, enable_iq=False,
@@ -149,7 +144,7 @@ class HGQStyle:
     def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from hgq.layers import QSubtract
 
-        from l1ad.models.keras_layers import SCORE_DIFF_TYPE
+        from l1ad.quantization.score_path import SCORE_DIFF_TYPE
 
         oq = fixed_quantizer_config(SCORE_DIFF_TYPE)
         d = QSubtract(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_diff")([a, b])
@@ -158,7 +153,7 @@ class HGQStyle:
     def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
         from hgq.layers import QMultiply
 
-        from l1ad.models.keras_layers import SCORE_SQ_TYPE
+        from l1ad.quantization.score_path import SCORE_SQ_TYPE
 
         oq = fixed_quantizer_config(SCORE_SQ_TYPE)
         d2 = QMultiply(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_sq")([a, a])

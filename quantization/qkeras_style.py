@@ -18,27 +18,30 @@ counts ``b`` *without* the sign (KBI: ``f = b - i``), so :func:`shim_quantizer` 
 (per-feature types are not possible with a non-trainable ``quantized_bits``). It is a leading
 ``QActivation`` (an input quantizer on the first ``QDense`` is ignored by hls4ml). Weights and biases:
 ``quantized_bits(bits, weight_integer)``; hidden activations: ReLU then an unsigned
-``quantized_bits(bits, act_integer)``; reconstruction / VAE mean: ``keras_layers.RECON_TYPE``. The score
+``quantized_bits(bits, act_integer)``; reconstruction / VAE mean: ``score_path.RECON_TYPE``. The score
 path (subtract, square, fixed 0/1-weight sum) quantizes the difference and the square to
-``keras_layers.SCORE_DIFF_TYPE`` / ``SCORE_SQ_TYPE`` widths, chosen so that every value is exact in
+``score_path.SCORE_DIFF_TYPE`` / ``SCORE_SQ_TYPE`` widths, chosen so that every value is exact in
 float32 and therefore in the C simulation. All shim quantizers round half to even and saturate,
 whatever modes the FixedPoint they are built from names (:func:`shim_quantizer`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import keras
 import numpy as np
 
-from l1ad.quantization.fixed_point import FixedPoint
+from l1ad.core.fixed_point import FixedPoint
+from l1ad.events.encoding import INPUT_COMMON_TYPE
 
 logger = logging.getLogger(__name__)
 
-#: The common input type of the QKeras style (holds every type of ``encoding.INPUT_TYPES``).
-INPUT_TYPE = FixedPoint(k=1, i=5, f=7, overflow="SAT", rounding="RND_CONV")
+#: The common input type of the QKeras style (holds every type of ``encoding.INPUT_TYPES``); the shim's
+#: quantizers round half to even, hence RND_CONV.
+INPUT_TYPE = dataclasses.replace(INPUT_COMMON_TYPE, rounding="RND_CONV")
 
 
 def check_qkeras_ok() -> None:
@@ -48,7 +51,7 @@ def check_qkeras_ok() -> None:
         raise RuntimeError(
             "native HGQ2 models were built or loaded in this process; importing HGQ2's qkeras shim now would "
             "rewrite their layer classes. Build/load 'qkeras' models in a fresh process "
-            "(l1ad.models.keras_score.score_in_subprocess)."
+            "(l1ad.models.registry.score scores each Keras model in its own process)."
         )
 
 
@@ -106,13 +109,13 @@ class QKerasStyle:
         return x
 
     def output_dense(self, x: Any, units: int, name: str) -> Any:
-        from l1ad.models.keras_layers import RECON_TYPE
+        from l1ad.quantization.score_path import RECON_TYPE
 
         x = self._qdense(x, units, name, False)
         return self.ql.QActivation(shim_quantizer(RECON_TYPE), name=f"{name}_q")(x)
 
     def _ones(self, x: Any, name: str, weights: np.ndarray | None = None) -> Any:
-        from l1ad.models.keras_layers import set_fixed_kernel
+        from l1ad.quantization.score_path import set_fixed_kernel
 
         one = shim_quantizer(FixedPoint(k=0, i=1, f=0))
         layer = self.ql.QDense(1, use_bias=False, kernel_initializer="ones", trainable=False, kernel_quantizer=one,
@@ -120,14 +123,14 @@ class QKerasStyle:
         return set_fixed_kernel(layer, layer(x), weights)
 
     def sq_err_sum(self, a: Any, b: Any, name: str, weights: np.ndarray | None = None) -> Any:
-        from l1ad.models.keras_layers import SCORE_DIFF_TYPE
+        from l1ad.quantization.score_path import SCORE_DIFF_TYPE
 
         d = self.ql.QSubtract(name=f"{name}_diff")([a, b])
         d = self.ql.QActivation(shim_quantizer(SCORE_DIFF_TYPE), name=f"{name}_diff_q")(d)
         return self.sq_sum(d, name, weights)
 
     def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
-        from l1ad.models.keras_layers import SCORE_SQ_TYPE
+        from l1ad.quantization.score_path import SCORE_SQ_TYPE
 
         d2 = self.ql.QMultiply(name=f"{name}_sq")([a, a])
         d2 = self.ql.QActivation(shim_quantizer(SCORE_SQ_TYPE), name=f"{name}_sq_q")(d2)

@@ -29,11 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from l1ad.events.encoding import Standardizer
-    from l1ad.models.ebm_config import EBMConfig
-    from l1ad.models.ebm_export import benchmark_latency, check_equal, export_torchscript, scoring_module
-    from l1ad.models.ebm_networks import build_network
-    from l1ad.models.ebm_scores import LoadedEBM, load_model, prepare
-    from l1ad.models.ebm_toydata import toy_events
+    from l1ad.models.ebm.config import EBMConfig
+    from l1ad.models.ebm.export import benchmark_latency, check_equal, export_torchscript, scoring_module
+    from l1ad.models.ebm.networks import build_network
+    from l1ad.models.ebm.scores import LoadedEBM, load_model, prepare
+    from l1ad.models.ebm.toydata import toy_events
 
     torch.set_num_threads(args.threads)
     events = toy_events(2048, seed=1)

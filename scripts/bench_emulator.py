@@ -33,7 +33,7 @@ def _rate(fn, x: np.ndarray, repeat: int = 1) -> float:
 
 def bench_project(project: Path, x: np.ndarray, rtl: bool) -> None:
     from l1ad.emulation.csim import CSim
-    from l1ad.hls.convert import read_metadata
+    from l1ad.hls.metadata import read_metadata
 
     meta = read_metadata(project)
     t0 = time.perf_counter()
@@ -43,7 +43,7 @@ def bench_project(project: Path, x: np.ndarray, rtl: bool) -> None:
         rate = _rate(lambda a, t=threads: csim.predict(a, n_threads=t), x)
         print(f"[{meta['target']}] hls4ml C-sim, {threads} thread(s): {rate:,.0f} events/s")
     if (project / "rtl" / "model").is_dir():
-        from l1ad.emulation.rtl import RTLSim, comb_predict, load_comb
+        from l1ad.emulation.rtl_sim import RTLSim, comb_predict, load_comb
 
         comb = load_comb(project)
         print(
@@ -70,7 +70,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     fm = runpy.run_path(str(REPO / "tests" / "fixtures" / "firmware_models.py"))["load"]()
     if args.events:
-        from l1ad.emulation.events_file import load_inputs
+        from l1ad.events.inputs import load_inputs
 
         x = load_inputs(args.events, limit=args.n)
     else:

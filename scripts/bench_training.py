@@ -38,7 +38,7 @@ def main() -> int:
         model_dir = Path(out) / f"{a.model}-{a.quantization}"
         meta = json.loads((model_dir / "meta.json").read_text())
         code = (
-            "import time, sys; from l1ad.events.io import read_events; from l1ad.models.keras_score import score;"
+            "import time, sys; from l1ad.events.io import read_events; from l1ad.models.keras.score import score;"
             f"p = read_events({a.background!r}, stop={a.events}); score({str(model_dir)!r}, p[:50000]);"
             f"t = time.perf_counter(); score({str(model_dir)!r}, p); print(len(p) / (time.perf_counter() - t))"
         )

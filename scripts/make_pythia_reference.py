@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from l1ad.events.io import atomic_write_text
+    from l1ad.core.files import atomic_write_text
     from l1ad.events.pythia.run import generate_processes
 
     counts = {p: max(1, int(n * args.scale)) for p, n in REFERENCE_COUNTS.items()}

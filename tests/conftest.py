@@ -58,3 +58,16 @@ def _fail_on_error_logs(request, caplog):
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     if errors:
         pytest.fail("ERROR logged during the test: " + "; ".join(errors))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """After selection (``-k``, ``-m``, node ids): start the background work of the selected tests only
+    (a module exposing ``start_background()``, e.g. the QKeras-style subprocess)."""
+    started = set()
+    for item in items:
+        module = getattr(item, "module", None)
+        start = getattr(module, "start_background", None)
+        if start is not None and module not in started:
+            started.add(module)
+            start()

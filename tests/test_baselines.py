@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from l1ad.evaluation import baselines
 from l1ad.events import schema
+from l1ad.models import baselines
 
 
 def _hand_events() -> np.ndarray:

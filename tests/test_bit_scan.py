@@ -42,6 +42,12 @@ def test_scan_end_to_end(tmp_path):
     assert set(result["bits"]) == {"3", "8"} and result["n_background"] == 3000
     for per in [result["float"], *result["bits"].values()]:
         assert 0.0 <= per["hardmu"]["auroc"] <= 1.0
+    # a 150 GeV muon lies far outside this background's muon spectrum: the float and the 8-bit models,
+    # trained for one epoch, must already rank it above background, well beyond the errors
+    for per in (result["float"], result["bits"]["8"]):
+        m = per["hardmu"]
+        assert m["auroc"] > 0.8 and m["auroc"] - 0.5 > 10 * m["auroc_err"], m
+    assert result["bits"]["3"]["hardmu"] != result["bits"]["8"]["hardmu"]  # two trainings, two results
     meta3 = json.loads((out / "bits3" / "ae_compact-qkeras" / "meta.json").read_text())
     assert meta3["config"]["bits"] == 3 and meta3["config"]["act_integer"] == 2
     assert (out / "scan.png").read_bytes()[:4] == b"\x89PNG"

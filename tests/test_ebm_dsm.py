@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from l1ad.models import ebm_config
-from l1ad.models.ebm_config import EBMConfig, load_config
-from l1ad.models.ebm_dsm import (
+from l1ad.models.ebm import config as ebm_config
+from l1ad.models.ebm.config import EBMConfig, load_config
+from l1ad.models.ebm.dsm import (
     dsm_per_event,
     gaussian_dsm_expectation,
     geometric_sigmas,
     network_score_fn,
     training_loss,
 )
-from l1ad.models.ebm_networks import EnergyNet, ScoreNet, model_score
+from l1ad.models.ebm.networks import EnergyNet, ScoreNet, model_score
 
 D = 57
 

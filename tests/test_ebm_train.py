@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from l1ad.models import ebm
-from l1ad.models.ebm_scores import GMM_FILE, META_FILE, MODEL_FILE, STANDARDIZER_FILE, load_model
-from l1ad.models.ebm_toydata import toy_events, write_toy_h5
+from l1ad.models.ebm.scores import (
+    GMM_FILE,
+    MODEL_FILE,
+    SCORE_NAMES,
+    STANDARDIZER_FILE,
+    load_model,
+    score,
+)
+from l1ad.models.ebm.toydata import toy_events, write_toy_h5
+from l1ad.models.ebm.train import train_model
+from l1ad.models.sidecar import META_FILE
 
 TINY = {
     "hidden": 16,
@@ -35,9 +43,7 @@ def background(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def trained(background, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("runs")
-    return {
-        name: ebm.train_model(name, background, out / "a", config=TINY, seed=3) for name in ("ebm", "score")
-    }
+    return {name: train_model(name, background, out / "a", config=TINY, seed=3) for name in ("ebm", "score")}
 
 
 @pytest.fixture(scope="module")
@@ -53,57 +59,104 @@ def test_artifacts_and_meta(trained, background) -> None:
     assert not [p for p in d.iterdir() if p.name.startswith(".")]  # temp files renamed
     meta = json.loads((d / META_FILE).read_text())
     assert meta["model"] == "ebm" and meta["quantization"] == "float" and meta["framework"] == "torch"
-    assert meta["seed"] == 3 and meta["n_train"] == 450 and meta["torch"] == torch.__version__
+    assert meta["seed"] == 3 and meta["n_train"] == 450 and meta["versions"]["torch"] == torch.__version__
     assert len(meta["data_sha256"]) == 64 and meta["config"]["hidden"] == 16
     assert meta["metrics"]["epochs_run"] == 2 and np.isfinite(meta["metrics"]["best_val_dsm"])
-    assert "offset" in meta["teacher"]
+    assert "teacher" not in meta  # the student's teacher is defined in l1ad.models.distill
 
 
 @pytest.mark.parametrize("name", ["ebm", "score"])
-def test_scores(trained, events, name) -> None:
-    s = ebm.score(trained[name], events)
-    assert set(s) == set(ebm.SCORE_NAMES)
+def test_scores_shapes(trained, events, name) -> None:
+    s = score(trained[name], events)
+    assert set(s) == set(SCORE_NAMES)
     for v in s.values():
         assert v.dtype == np.float64 and v.shape == (len(events),) and np.all(np.isfinite(v))
-    t = ebm.teacher_scores(trained[name], events)
-    assert t.shape == (len(events),) and np.all(t > 0)
+
+
+def _hand_model(c: float = 2.0, d: float = 0.5):
+    """An energy network with one hidden unit reading the leading-jet pT only:
+    ``E(x, sigma) = (c * silu(x_j) + d) / sigma`` with ``x_j = (pT_jet1 - 40) / 10`` (j = 27)."""
+    from sklearn.mixture import GaussianMixture
+
+    from l1ad.events.encoding import Standardizer
+    from l1ad.models.ebm.config import load_config
+    from l1ad.models.ebm.networks import build_network
+    from l1ad.models.ebm.scores import LoadedEBM
+
+    cfg = load_config({"hidden": 1, "n_blocks": 1, "n_frequencies": 2, "n_levels": 3, "sigma_min": 0.1,
+                       "sigma_max": 0.4, "score_norm_levels": 2})  # fmt: skip
+    net = build_network("ebm", cfg)
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.zero_()
+        net.trunk.in_proj.weight[0, 27] = 1.0  # slot 9 (leading jet) pT
+        net.trunk.out.weight[0, 0] = c
+        net.trunk.out.bias[0] = d
+    mean, std = [0.0] * 57, [1.0] * 57
+    mean[27], std[27] = 40.0, 10.0
+    gm = GaussianMixture(1, covariance_type="full")
+    gm.weights_, gm.means_ = np.ones(1), np.zeros((1, 3))
+    gm.covariances_ = gm.precisions_cholesky_ = np.eye(3)[None]
+    gmm = {"gmm": gm, "mean": np.zeros(3), "std": np.ones(3)}
+    return LoadedEBM("ebm", net.eval(), cfg, Standardizer(tuple(mean), tuple(std)), gmm), cfg
+
+
+def test_scores_hand_computed() -> None:
+    """energy, score_norm and multiscale_gmm of a hand-set network, against values computed by hand."""
+    from l1ad.events import schema
+    from l1ad.models.ebm.dsm import sigmas_for
+
+    model, cfg = _hand_model(c=2.0, d=0.5)
+    p = np.zeros((2, schema.N_OBJECTS, schema.N_FEATURES), dtype=np.float32)
+    p[:, 0] = [30.0, 0.0, 0.1, schema.MET_CLASS]
+    p[0, 9] = [60.0, 0.2, 0.3, schema.JET_CLASS]  # x_j = +2
+    p[1, 9] = [30.0, -0.2, 0.3, schema.JET_CLASS]  # x_j = -1
+    s = score(model, p)
+
+    def silu(z):
+        return z / (1.0 + np.exp(-z))
+
+    def dsilu(z):
+        sig = 1.0 / (1.0 + np.exp(-z))
+        return sig * (1.0 + z * (1.0 - sig))
+
+    sigmas = sigmas_for(cfg)
+    np.testing.assert_allclose(sigmas, [0.4, 0.2, 0.1])
+    xj = np.array([2.0, -1.0])
+    np.testing.assert_allclose(s["energy"], (2.0 * silu(xj) + 0.5) / 0.1, rtol=1e-6)
+    # the score is -dE/dx_j = -c silu'(x_j) / sigma; sigma * |score| = c |silu'(x_j)| at every level
+    np.testing.assert_allclose(s["score_norm"], 2.0 * np.abs(dsilu(xj)), rtol=1e-5)
+    # unit Gaussian GMM on the per-level energies: 0.5 |f|^2 + (3/2) log(2 pi)
+    feats = (2.0 * silu(xj)[:, None] + 0.5) / sigmas[None, :]
     np.testing.assert_allclose(
-        t, np.maximum(s["energy"] + load_model(trained[name]).meta["teacher"]["offset"], 1e-3)
+        s["multiscale_gmm"], 0.5 * (feats**2).sum(1) + 1.5 * np.log(2 * np.pi), rtol=1e-5
     )
 
 
-def test_teacher_positive_on_background(trained, background) -> None:
-    from l1ad.events.io import read_events
-
-    t = ebm.teacher_scores(trained["ebm"], read_events(background))
-    assert np.all(np.isfinite(np.log(t)))
-    assert np.mean(t >= 1.0) > 0.9  # >= 1 on the validation split by construction
-
-
 def test_determinism_same_seed(trained, background, tmp_path, events) -> None:
-    again = ebm.train_model("ebm", background, tmp_path, config=TINY, seed=3)
+    again = train_model("ebm", background, tmp_path, config=TINY, seed=3)
     a = torch.load(trained["ebm"] / MODEL_FILE, weights_only=True)
     b = torch.load(again / MODEL_FILE, weights_only=True)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    sa, sb = ebm.score(trained["ebm"], events), ebm.score(again, events)
+    sa, sb = score(trained["ebm"], events), score(again, events)
     for k in sa:
         np.testing.assert_array_equal(sa[k], sb[k])
-    other = ebm.train_model("ebm", background, tmp_path / "other", config=TINY, seed=4)
+    other = train_model("ebm", background, tmp_path / "other", config=TINY, seed=4)
     c = torch.load(other / MODEL_FILE, weights_only=True)
     assert not torch.equal(a["trunk.in_proj.weight"], c["trunk.in_proj.weight"])
 
 
 def test_resume_continues_bitwise(trained, background, tmp_path) -> None:
-    ebm.train_model("ebm", background, tmp_path, config=TINY, seed=3, epochs=1)
-    resumed = ebm.train_model("ebm", background, tmp_path, config=TINY, seed=3, resume=True)
+    train_model("ebm", background, tmp_path, config=TINY, seed=3, epochs=1)
+    resumed = train_model("ebm", background, tmp_path, config=TINY, seed=3, resume=True)
     a = torch.load(trained["ebm"] / MODEL_FILE, weights_only=True)
     b = torch.load(resumed / MODEL_FILE, weights_only=True)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="checkpoint"):
-        ebm.train_model("ebm", background, tmp_path, config={**TINY, "hidden": 8}, seed=3, resume=True)
+        train_model("ebm", background, tmp_path, config={**TINY, "hidden": 8}, seed=3, resume=True)
 
 
 def test_save_load_round_trip(trained, events, tmp_path) -> None:
@@ -113,7 +166,7 @@ def test_save_load_round_trip(trained, events, tmp_path) -> None:
     for f in (STANDARDIZER_FILE, GMM_FILE, META_FILE):
         (copy / f).write_bytes((trained["ebm"] / f).read_bytes())
     torch.save(model.net.state_dict(), copy / MODEL_FILE)
-    s1, s2, s3 = ebm.score(model, events), ebm.score(copy, events), ebm.score(trained["ebm"], events)
+    s1, s2, s3 = score(model, events), score(copy, events), score(trained["ebm"], events)
     for k in s1:
         np.testing.assert_array_equal(s1[k], s2[k])
         np.testing.assert_array_equal(s1[k], s3[k])
@@ -121,16 +174,16 @@ def test_save_load_round_trip(trained, events, tmp_path) -> None:
 
 def test_batching_does_not_change_scores(trained, events) -> None:
     model = load_model(trained["ebm"])
-    full = ebm.score(model, events)
-    one = ebm.score(model, events[:1])
+    full = score(model, events)
+    one = score(model, events[:1])
     for k in full:
         np.testing.assert_allclose(one[k], full[k][:1], rtol=1e-5, atol=1e-6)
 
 
 def test_bad_inputs(trained, background, tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown EBM model"):
-        ebm.train_model("vae", background, tmp_path)
+        train_model("vae", background, tmp_path)
     with pytest.raises(ValueError, match="unknown EBM config key"):
-        ebm.train_model("ebm", background, tmp_path, config={"hiddn": 3})
+        train_model("ebm", background, tmp_path, config={"hiddn": 3})
     with pytest.raises(ValueError, match="shape"):
-        ebm.score(trained["ebm"], np.zeros((3, 57)))
+        score(trained["ebm"], np.zeros((3, 57)))

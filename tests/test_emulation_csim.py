@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.emulation.compare import (
     EmulationResult,
     LayerDiff,
@@ -25,9 +26,9 @@ from l1ad.emulation.compare import (
     threshold_arrays,
 )
 from l1ad.emulation.csim import CSim
-from l1ad.hls.convert import keras_predict, read_metadata
+from l1ad.hls.convert import keras_predict
+from l1ad.hls.metadata import read_metadata
 from l1ad.hls.thresholds import fires
-from l1ad.quantization.fixed_point import FixedPoint
 
 fm = runpy.run_path(str(Path(__file__).parent / "fixtures" / "firmware_models.py"))["load"]()
 
@@ -63,18 +64,48 @@ def test_csim_bit_exact(csim: CSim, x: np.ndarray, strategy: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_emulate_counts_and_trigger_decisions(csim: CSim, x: np.ndarray, strategy: str) -> None:
+def test_emulate_counts_and_trigger_decisions(
+    csim: CSim, x: np.ndarray, strategy: str, tmp_path: Path
+) -> None:
     project = STRATEGIES.index(strategy)
     result = emulate(csim, fm.keras_model(), x, project=project, chunk=1000, progress=False)
     assert (result.n_events, result.n_mismatch, result.ok) == (len(x), 0, True)
     assert set(result.decision_mismatch) == {"5kHz", "50kHz", "500kHz", "5000kHz"}
     assert all(v == 0 for v in result.decision_mismatch.values())
     assert result.fire_counts["5000kHz"] > result.fire_counts["5kHz"]
+    # the project's own generated C++ `fires()` on the C-sim scores decides like Python on the Keras scores
     meta = read_metadata(fm.project(strategy))
+    values, _ = threshold_arrays(meta["thresholds"])
+    cpp = _project_fires(fm.project(strategy), meta, csim.predict(x, project)[:, 0], tmp_path)
+    python = fires(keras_predict(fm.keras_model(), x)[:, 0], values)
+    assert python.any() and not python.all()
+    np.testing.assert_array_equal(cpp, python)
+
+
+def _project_fires(project: Path, meta: dict, scores: np.ndarray, tmp: Path) -> np.ndarray:
+    """Compile a program against ``<project>/firmware/<ns>_thresholds.h`` (and the project's ap_types)
+    that reads raw score integers and prints ``fires(score, i)`` for every threshold."""
+    import subprocess
+
+    ns = meta["namespace"]
     score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
-    y = csim.predict(x, project)[:, 0]
-    values, raws = threshold_arrays(meta["thresholds"])
-    np.testing.assert_array_equal(fires(score_ints(y, score_type), raws), fires(y, values))
+    w = score_type.width
+    (tmp / "raw.txt").write_text("\n".join(str(int(v)) for v in score_ints(scores, score_type)) + "\n")
+    (tmp / "fires.cpp").write_text(
+        f'#include <cstdio>\n#include "{ns}_thresholds.h"\nint main(){{\n  long long r;\n'
+        '  while (std::scanf("%lld", &r) == 1) {\n'
+        f"    {ns}::trigger_score_t s; s.range({w - 1}, 0) = ap_int<{w + 1}>(r);\n"
+        f'    for (unsigned i = 0; i < {ns}::N_THRESHOLDS; i++) std::printf("%d", {ns}::fires(s, i));\n'
+        '    std::printf("\\n");\n  }\n}\n'
+    )
+    fw = project / "firmware"
+    exe = tmp / "fires"
+    subprocess.run(["g++", "-std=c++17", "-w", "-I", str(fw), "-I", str(fw / "ap_types"), str(tmp / "fires.cpp"),
+                    "-o", str(exe)], check=True)  # fmt: skip
+    with open(tmp / "raw.txt") as fh:
+        out = subprocess.run([str(exe)], stdin=fh, capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == len(scores)
+    return np.array([[c == "1" for c in line] for line in out])
 
 
 @pytest.mark.slow

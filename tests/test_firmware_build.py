@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from l1ad.hls.convert import (
-    build_project,
-    load_firmware_model,
-    precision_fixed_point,
-    read_metadata,
-    weights_sha256,
-)
-from l1ad.hls.estimate import csd_digits, estimate
-from l1ad.hls.report import budget_checks, make_report, render_markdown, write_report
+from l1ad.hls.build import build_project
+from l1ad.hls.layer_features import csd_digits
+from l1ad.hls.metadata import read_metadata, weights_sha256
+from l1ad.hls.precision import precision_fixed_point
+from l1ad.models.registry import firmware_model
+from l1ad.reports.budget import budget_checks, make_report, render_markdown, write_report
+from l1ad.reports.estimate import estimate
 
 fm = runpy.run_path(str(Path(__file__).parent / "fixtures" / "firmware_models.py"))["load"]()
 VENDOR = Path(__file__).parent / "data" / "vendor_reports"
@@ -83,22 +81,22 @@ def test_weights_sha256_identifies_the_model_not_the_file(tmp_path: Path) -> Non
 
 
 def test_model_loading_is_chosen_by_framework(tmp_path: Path) -> None:
-    model, note = load_firmware_model(fm.model_dir("tiny"))  # framework hgq2: the model file itself
+    model, note = firmware_model(fm.model_dir("tiny"))  # framework hgq2: the model file itself
     assert note is None and weights_sha256(model) == weights_sha256(fm.keras_model("tiny"))
-    for framework, error in (("torch", ValueError), ("keras", KeyError)):
+    for framework, error in (("torch", "has no hls4ml firmware"), ("keras", "unknown model 'fw_test_tiny'")):
         d = tmp_path / framework
         shutil.copytree(fm.model_dir("tiny"), d)
         meta = json.loads((d / "meta.json").read_text())
         (d / "meta.json").write_text(json.dumps({**meta, "framework": framework}))
         # keras: l1ad.models decides (an architecture it does not know is an error, never a fallback)
-        with pytest.raises(error):
-            load_firmware_model(d)
+        with pytest.raises(ValueError, match=error):
+            firmware_model(d)
 
 
 def test_precision_fixed_point_keeps_every_mode() -> None:
     from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType, RoundingMode, SaturationMode
 
-    from l1ad.quantization.fixed_point import FixedPoint
+    from l1ad.core.fixed_point import FixedPoint
 
     p = FixedPrecisionType(13, 6, True, RoundingMode.RND_CONV, SaturationMode.SAT_SYM, 0)
     assert precision_fixed_point(p) == FixedPoint(1, 5, 7, "SAT_SYM", "RND_CONV")
@@ -219,3 +217,25 @@ def test_cli_build_emulate_report(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "MISMATCH" in out and "first layer that differs: proj" in out
     assert json.loads((project / "emulation.json").read_text())["ok"] is False
+
+
+def test_score_type_is_exact_and_enforced_at_build() -> None:
+    from l1ad.hls.build import check_output_type
+    from l1ad.quantization.score_path import SCORE_SQ_TYPE, SCORE_TYPE, score_sum_type
+
+    # 19 pT errors of at most 2^8 - 2^-10 each sum below 2^13: ufixed<23,13>, exactly what hls4ml infers
+    assert score_sum_type(19).hls() == "ap_ufixed<23,13>"
+    assert 19 * SCORE_SQ_TYPE.max < score_sum_type(19).max and 16 * SCORE_SQ_TYPE.max > score_sum_type(15).max / 2
+    assert SCORE_TYPE == score_sum_type(57)
+
+    def io(cpp: str) -> dict:
+        from l1ad.core.fixed_point import FixedPoint
+
+        return {"output": {"cpp": cpp, "fixed_point": FixedPoint.parse(cpp).to_dict()}}
+
+    meta = {"model": "ae_compact", "quantization": "hgq", "output_type": score_sum_type(19).hls()}
+    check_output_type(meta, io("ap_ufixed<23,13>"))
+    check_output_type(meta, io("ap_ufixed<25,14>"))  # wider holds it
+    with pytest.raises(ValueError, match="cannot hold the declared output type"):
+        check_output_type(meta, io("ap_ufixed<22,12>"))
+    check_output_type({"model": "x"}, io("ap_ufixed<4,2>"))  # nothing declared: nothing to check

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.hls.target import FirmwareTarget, default_namespace, find_target
 from l1ad.hls.thresholds import (
     Threshold,
@@ -20,7 +21,6 @@ from l1ad.hls.thresholds import (
     threshold_int,
     thresholds_header,
 )
-from l1ad.quantization.fixed_point import FixedPoint
 
 SCORE = FixedPoint(k=1, i=8, f=6)  # ap_fixed<15,9>
 USCORE = FixedPoint(k=0, i=9, f=4, overflow="SAT")  # ap_ufixed<13,9,AP_TRN,AP_SAT>: scores >= 0
@@ -175,11 +175,31 @@ def test_thresholds_header_compiles_and_decides_like_python(
         assert cpp[0, 1] and not cpp[0, 2]  # score 0 > -0.1 fires, score 0 > 0 does not
 
 
-def test_resolve_paths(tmp_path: Path) -> None:
-    from l1ad.hls.target import REPO_ROOT
-
+def test_resolve_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     t = FirmwareTarget(name="t", model="runs/default/ae_compact-hgq", thresholds_from="evaluation.json")
-    assert t.resolve(t.model) == REPO_ROOT / "runs/default/ae_compact-hgq"
+    assert t.resolve(t.model) == tmp_path / "runs/default/ae_compact-hgq"  # from the current directory
     assert t.resolve(t.model, tmp_path) == tmp_path / "ae_compact-hgq"
     assert t.resolve(t.thresholds_from, tmp_path) == tmp_path / "evaluation.json"
     assert t.resolve("/abs/x", tmp_path) == Path("/abs/x") and t.resolve(None) is None
+
+
+def test_targets_found_and_projects_written_under_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+    """A target name finds ./firmware_projects/<name>.yaml first, then the package's; the project goes
+    under the current directory, never into the package."""
+    from l1ad.hls.target import PACKAGE_TARGETS_DIR, load_target, project_dir
+
+    monkeypatch.chdir(tmp_path)
+    target, path = load_target("ae_compact_vu13p")
+    assert path == PACKAGE_TARGETS_DIR / "ae_compact_vu13p.yaml"
+    assert project_dir(target, path) == tmp_path / "firmware_projects" / "ae_compact_vu13p"
+    local = tmp_path / "firmware_projects" / "ae_compact_vu13p.yaml"
+    local.parent.mkdir()
+    local.write_text(path.read_text().replace("tb_events: 128", "tb_events: 7"))
+    target, path = load_target("ae_compact_vu13p")
+    assert path == local and target.tb_events == 7
+    elsewhere = tmp_path / "mine" / "x.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(local.read_text())
+    target, path = load_target(str(elsewhere))
+    assert project_dir(target, path) == tmp_path / "mine" / "x"

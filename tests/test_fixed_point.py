@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from quantizers import get_fixed_quantizer_np
 
-from l1ad.quantization.fixed_point import OVERFLOW_MODES, ROUNDING_MODES, FixedPoint
+from l1ad.core.fixed_point import OVERFLOW_MODES, ROUNDING_MODES, FixedPoint
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from l1ad.events import encoding, schema
-from l1ad.models import keras_io
-from l1ad.models.configs import MODEL_NAMES, QUANTIZATIONS, AECompactConfig, load_config
-from l1ad.models.keras_score import ae_ref_score, postprocess, score, score_in_subprocess, vae_kl_score
-from l1ad.models.keras_train import train_model
+from l1ad.models.keras import storage as keras_io
+from l1ad.models.keras.configs import MODEL_NAMES, QUANTIZATIONS, AECompactConfig, load_config
+from l1ad.models.keras.score import ae_ref_score, postprocess, score, score_in_subprocess, vae_kl_score
+from l1ad.models.keras.train import train_model
 
 N_EVENTS = 1200
 
@@ -223,9 +223,9 @@ def test_hgq_firmware_bit_exact_every_model(name, strategy, hgq_dirs, tmp_path):
     if shutil.which("g++") is None:
         pytest.skip("hls4ml C simulation needs g++")
     from l1ad.emulation.csim import CSim
-    from l1ad.hls.convert import build_project
+    from l1ad.hls.build import build_project
     from l1ad.hls.target import FirmwareTarget
-    from l1ad.models.keras_score import keras_model_for_firmware
+    from l1ad.models.keras.score import keras_model_for_firmware
 
     fw = keras_model_for_firmware(hgq_dirs[name])
     target = FirmwareTarget(
@@ -243,11 +243,24 @@ def test_hgq_firmware_bit_exact_every_model(name, strategy, hgq_dirs, tmp_path):
 def test_qkeras_refused_after_native(tmp_path):
     """This process used native HGQ2 (or will): importing the shim here must be refused when it did."""
     code = (
+        "import sys\n"
         "import l1ad.quantization.hgq_style as h; h.mark_native_used();\n"
         "from l1ad.quantization.qkeras_style import import_shim\n"
-        "try:\n    import_shim()\nexcept RuntimeError as e:\n    print('refused', e)\n"
+        "try:\n    import_shim()\nexcept RuntimeError as e:\n    print('SHIM REFUSED:', e)\n"
+        "print('SHIM LOADED' if 'qkeras.qlayers' in sys.modules else 'SHIM NOT LOADED')\n"
         "import qkeras.qlayers\n"
-        "try:\n    h.check_native_ok()\nexcept RuntimeError:\n    print('native refused')\n"
+        "try:\n    h.check_native_ok()\nexcept RuntimeError as e:\n    print('NATIVE REFUSED:', e)\n"
+        "else:\n    print('NATIVE ALLOWED')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "refused" in proc.stdout and "native refused" in proc.stdout, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # 1. the shim is refused once native HGQ2 was used, with the reason, and is not imported
+    shim = [line for line in lines if line.startswith("SHIM")]
+    assert shim[0].startswith("SHIM REFUSED:") and "native HGQ2 models were built or loaded" in shim[0], lines
+    assert shim[1] == "SHIM NOT LOADED", lines
+    # 2. after the shim is imported anyway, native HGQ2 is refused in turn
+    native = [line for line in lines if line.startswith("NATIVE")]
+    assert len(native) == 1 and native[0].startswith("NATIVE REFUSED:") and "qkeras.qlayers" in native[0], (
+        lines
+    )

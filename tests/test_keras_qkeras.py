@@ -23,10 +23,10 @@ SCRIPT = textwrap.dedent(
     spec = importlib.util.spec_from_file_location("tkm", sys.argv[1])
     tkm = importlib.util.module_from_spec(spec); spec.loader.exec_module(tkm)  # also calls fast_graphs()
     from l1ad.events import encoding, schema
-    from l1ad.models import keras_io
-    from l1ad.models.configs import MODEL_NAMES
-    from l1ad.models.keras_score import score
-    from l1ad.models.keras_train import train_model
+    from l1ad.models.keras import storage as keras_io
+    from l1ad.models.keras.configs import MODEL_NAMES
+    from l1ad.models.keras.score import score
+    from l1ad.models.keras.train import train_model
     import l1ad.quantization.hgq_style as hgq_style
 
     tmp = Path(sys.argv[2])
@@ -68,27 +68,33 @@ SCRIPT = textwrap.dedent(
 )
 
 
-_TMP = tempfile.TemporaryDirectory(prefix="l1ad_qkeras_test_")
-# Started at collection so that it runs beside the in-process tests (2 cores); the test waits for it.
-# (The C simulation needs g++, which .ci/run installs: no silent skip.)
-_PROC = subprocess.Popen(
-    [sys.executable, "-c", SCRIPT, str(Path(__file__).with_name("test_keras_models.py")), _TMP.name],
-    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-)  # fmt: skip
+_STATE: dict = {}
+
+
+def start_background() -> subprocess.Popen:
+    """Start the subprocess once, when the test is selected (``conftest.py`` calls this after
+    collection so that it runs beside the in-process tests on the 2 cores); never at import."""
+    if "proc" not in _STATE:
+        _STATE["tmp"] = tempfile.TemporaryDirectory(prefix="l1ad_qkeras_test_")
+        # (The C simulation needs g++, which .ci/run installs: no silent skip.)
+        _STATE["proc"] = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(Path(__file__).with_name("test_keras_models.py")), _STATE["tmp"].name],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    return _STATE["proc"]
 
 
 @pytest.mark.slow
 def test_qkeras_style_in_subprocess():
+    proc = start_background()
     try:
-        stdout, stderr = _PROC.communicate(timeout=900)
+        stdout, stderr = proc.communicate(timeout=900)
     finally:
-        if _PROC.poll() is None:
-            _PROC.kill()
-        _TMP.cleanup()
-    assert _PROC.returncode == 0, stdout[-3000:] + stderr[-6000:]
-    proc = _PROC
-    proc.stdout = stdout
+        if proc.poll() is None:
+            proc.kill()
+        _STATE["tmp"].cleanup()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
     for name in ("ae_ref", "ae_compact", "vae", "student"):
-        assert f"ok {name}" in proc.stdout
-    assert "native refused" in proc.stdout
-    assert "mismatches 0" in proc.stdout and "hls4ml bit-exact" in proc.stdout
+        assert f"ok {name}" in stdout
+    assert "native refused" in stdout
+    assert "mismatches 0" in stdout and "hls4ml bit-exact" in stdout

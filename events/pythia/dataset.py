@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.core.files import atomic_write_text
+
 from .. import schema
 from ..default_data import split_sizes, write_summary
-from ..io import atomic_write_text, read_events, write_events
+from ..io import read_events, write_events
 from . import require_pythia
 
 logger = logging.getLogger(__name__)

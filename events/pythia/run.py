@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_text, read_events, write_events
+from l1ad.core.files import atomic_path, atomic_write_text
+
+from ..io import read_events, write_events
 from ..schema import N_FEATURES, N_OBJECTS
 from . import detector
 from .processes import PROCESSES, make_pythia

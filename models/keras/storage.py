@@ -3,7 +3,7 @@
 A model directory holds
 
 * ``model.keras``: the *deployed* model (its output is what firmware computes; see
-  :data:`l1ad.models.keras_architectures.POSTPROCESSING`),
+  :data:`l1ad.models.keras.architectures.POSTPROCESSING`),
 * ``aux.keras`` (VAE only): the encoder's ``[mu, logvar]`` for the offline KL score,
 * ``meta.json``: the sidecar (model, quantization, framework, config, seed, data hash, metrics,
   input/output types, versions),
@@ -14,30 +14,26 @@ Every file is written atomically (temporary file in the same folder, then ``os.r
 
 Style guard: HGQ2's QKeras shim rewrites the native HGQ2 layer classes when imported, so
 :func:`load_model` refuses a ``qkeras`` model in a process that used native HGQ2 and vice versa
-(use :func:`l1ad.models.keras_score.score_in_subprocess`).
+(:func:`l1ad.models.registry.score` scores each Keras model in a fresh process).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from l1ad.events.io import atomic_path, atomic_write_text
+from l1ad.core.files import atomic_path
+from l1ad.models import sidecar
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 AUX_FILE = "aux.keras"
-META_FILE = "meta.json"
+META_FILE = sidecar.META_FILE
 CHECKPOINT_DIR = "checkpoints"
-
-
-def model_dir_name(name: str, quantization: str) -> str:
-    return f"{name}-{quantization}"
 
 
 def save_keras(model: keras.Model, path: str | Path) -> None:
@@ -52,24 +48,14 @@ def save_weights(model: keras.Model, path: str | Path) -> None:
         model.save_weights(tmp)
 
 
-def write_meta(model_dir: str | Path, meta: dict[str, Any]) -> None:
-    atomic_write_text(Path(model_dir) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
-
-
 def read_meta(model_dir: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` sidecar of a model directory."""
-    path = Path(model_dir) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir}: no {META_FILE}; not a trained l1ad Keras model directory")
-    meta = json.loads(path.read_text())
-    if meta.get("framework") != "keras":
-        raise ValueError(f"{path}: framework is {meta.get('framework')!r}, not 'keras'")
-    return meta
+    """The ``meta.json`` sidecar of a Keras model directory (:func:`l1ad.models.sidecar.read_meta`)."""
+    return sidecar.read_meta(model_dir, framework="keras")
 
 
 def prepare_style(quantization: str) -> None:
     """Register the custom classes of ``quantization`` and check that this process can use them."""
-    import l1ad.models.keras_layers  # noqa: F401  (registers l1ad custom objects)
+    import l1ad.models.keras.layers  # noqa: F401  (registers l1ad custom objects)
 
     if quantization == "hgq":
         from l1ad.quantization.hgq_style import mark_native_used

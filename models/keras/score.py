@@ -8,16 +8,13 @@
 * ``ae_compact``, ``vae``, ``student``: the deployed model outputs the score itself (N, 1).
 * ``vae`` offline: :func:`vae_kl_score` on the encoder's ``[mu, logvar]`` (``variant="kl"``).
 
-:func:`score_in_subprocess` scores in a fresh Python process (``python -m l1ad.models.keras_score``),
-needed when one process must score both native-HGQ2 and QKeras-style models.
+:func:`score_in_subprocess` scores in a fresh Python process (``multiprocessing`` spawn), needed
+when one process must score both native-HGQ2 and QKeras-style models.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from l1ad.events import encoding, schema
-from l1ad.models import keras_io
+from l1ad.models.keras import storage as keras_io
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +31,10 @@ def ae_ref_score(x: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray) ->
     """Masked, weighted MSE per event (float64).
 
     ``x``, ``reconstruction``: (N, 57) encoded inputs and model output; ``mask``: (N, 19) object valid
-    bits (``schema.present``) or an (N, 57) per-input mask. Weights: :data:`keras_layers.FEATURE_WEIGHTS`
+    bits (``schema.present``) or an (N, 57) per-input mask. Weights: :data:`l1ad.models.keras.layers.FEATURE_WEIGHTS`
     (eta/phi errors scaled by their ranges); normalised by the number of real inputs.
     """
-    from l1ad.models.keras_layers import FEATURE_WEIGHTS, mask57
+    from l1ad.models.keras.layers import FEATURE_WEIGHTS, mask57
 
     m = mask57(mask)
     d = np.asarray(x, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
@@ -95,10 +92,15 @@ class FirmwareModel(NamedTuple):
 
 def keras_model_for_firmware(model_dir: str | Path) -> FirmwareModel:
     """The deployed model of ``model_dir`` (ae_ref: the reconstruction model) + its post-processing."""
-    from l1ad.models.keras_architectures import POSTPROCESSING
+    from l1ad.models.keras.architectures import POSTPROCESSING
 
     meta = keras_io.read_meta(model_dir)
     return FirmwareModel(keras_io.load_model(model_dir), POSTPROCESSING[meta["model"]], meta)
+
+
+def _score_files(model_dir: str, inp: str, out: str, batch_size: int, variant: str) -> None:
+    """Child-process side of :func:`score_in_subprocess`: particles from ``inp`` (.npy), scores to ``out``."""
+    np.save(out, score(model_dir, np.load(inp), batch_size, variant))
 
 
 def score_in_subprocess(
@@ -108,30 +110,23 @@ def score_in_subprocess(
     variant: str = "deployed",
     timeout: float | None = None,
 ) -> np.ndarray:
-    """:func:`score` run in a fresh Python process (keeps HGQ2 and its QKeras shim apart)."""
+    """:func:`score` run in a fresh Python process (keeps HGQ2 and its QKeras shim apart).
+
+    The process is started by ``multiprocessing``'s ``spawn`` method (a new interpreter, nothing
+    inherited); events and scores travel as temporary ``.npy`` files, and an exception in the child
+    is raised here.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     with tempfile.TemporaryDirectory(prefix="l1ad_score_") as tmp:
         inp, out = Path(tmp) / "particles.npy", Path(tmp) / "scores.npy"
         np.save(inp, np.asarray(particles, dtype=np.float32))
-        cmd = [sys.executable, "-m", "l1ad.models.keras_score", str(model_dir), str(inp), str(out),
-               "--batch-size", str(batch_size), "--variant", variant]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"scoring {model_dir} in a subprocess failed:\n{proc.stderr[-4000:]}")
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            job = pool.submit(_score_files, str(model_dir), str(inp), str(out), batch_size, variant)
+            try:
+                job.result(timeout=timeout)
+            except Exception as exc:
+                raise RuntimeError(f"scoring {model_dir} in a subprocess failed: {exc}") from exc
         return np.load(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Score particles (.npy, (N,19,4)) with a Keras L1 model.")
-    p.add_argument("model_dir")
-    p.add_argument("particles")
-    p.add_argument("output")
-    p.add_argument("--batch-size", type=int, default=32768)
-    p.add_argument("--variant", default="deployed")
-    a = p.parse_args(argv)
-    scores = score(a.model_dir, np.load(a.particles), a.batch_size, a.variant)
-    np.save(a.output, scores)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

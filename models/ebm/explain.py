@@ -15,10 +15,10 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from l1ad.core.files import save_figure
 from l1ad.events import schema
-from l1ad.events.io import save_figure
-from l1ad.models.ebm_networks import model_score
-from l1ad.models.ebm_scores import LoadedEBM, load_model, prepare
+from l1ad.models.ebm.networks import model_score
+from l1ad.models.ebm.scores import LoadedEBM, load_model, prepare
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -2,7 +2,7 @@
 
 :func:`train_model` reads background events, splits off a validation set, fits the
 :class:`~l1ad.events.encoding.Standardizer` on the training split, trains with Adam on the loss of
-:mod:`l1ad.models.ebm_dsm`, early-stops on the validation DSM loss (fixed validation noise),
+:mod:`l1ad.models.ebm.dsm`, early-stops on the validation DSM loss (fixed validation noise),
 checkpoints every epoch (``checkpoint.pt``: model/optimizer/RNG state, so ``resume=True`` continues
 bitwise-identically), then fits the multi-scale GMM on the validation split and writes, atomically::
 
@@ -10,7 +10,7 @@ bitwise-identically), then fits the multi-scale GMM on the validation split and 
                        standardizer.json   Standardizer (mean/std of the 57 inputs over real objects)
                        gmm.pkl             {"gmm": GaussianMixture, "mean", "std"} of per-level features
                        meta.json           model, quantization, framework, config, seed, data_sha256,
-                                           n_train, metrics, torch version, teacher offset
+                                           n_train, metrics, tool versions
 
 Determinism: a seeded ``torch.Generator`` drives shuffling and noise, network init uses
 ``torch.manual_seed(seed)``, and ``torch.use_deterministic_algorithms(True)`` is on while training
@@ -19,7 +19,6 @@ Determinism: a seeded ``torch.Generator`` drives shuffling and noise, network in
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import time
@@ -29,45 +28,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from l1ad.core.files import atomic_write_bytes, atomic_write_with
+from l1ad.core.versions import TORCH_TOOLS, tool_versions
 from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
-from l1ad.events.io import atomic_path, atomic_write_text, data_hash, read_events
-from l1ad.models.ebm_config import MODEL_NAMES, EBMConfig, load_config
-from l1ad.models.ebm_dsm import sigmas_for, training_loss, validation_loss
-from l1ad.models.ebm_networks import build_network, count_parameters
-from l1ad.models.ebm_scores import (
+from l1ad.events.io import data_hash, read_events
+from l1ad.events.split import validation_split
+from l1ad.models import registry
+from l1ad.models.ebm.config import MODEL_NAMES, EBMConfig, load_config
+from l1ad.models.ebm.dsm import sigmas_for, training_loss, validation_loss
+from l1ad.models.ebm.networks import build_network, count_parameters
+from l1ad.models.ebm.scores import (
     GMM_FILE,
-    META_FILE,
     MODEL_FILE,
     STANDARDIZER_FILE,
     LoadedEBM,
     batched_raw_scores,
     fit_gmm,
-    teacher_offset,
 )
+from l1ad.models.sidecar import write_meta
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    with atomic_path(path) as tmp:
-        write(str(tmp))
-
-
-def _write_pickle(path: Path, obj: Any) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            pickle.dump(obj, fh)
-
-    _atomic_write(path, write)
-
-
-def _split(n: int, config: EBMConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = min(max(1, int(round(n * config.val_fraction))), config.max_val_events, n - 1)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def _progress(iterable: Any, desc: str, total: int) -> Any:
@@ -94,13 +76,13 @@ def train_model(
     cfg = load_config(config)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
-    model_dir = Path(out) / f"{name}-float"
+    model_dir = registry.model_dir(out, name, "float")
     model_dir.mkdir(parents=True, exist_ok=True)
 
     particles = read_events(background, stop=max_events)
     if len(particles) < 2:
         raise ValueError(f"{background}: need at least 2 events, got {len(particles)}")
-    train_idx, val_idx = _split(len(particles), cfg, seed)
+    train_idx, val_idx = validation_split(len(particles), cfg.val_fraction, cfg.max_val_events)
     standardizer = Standardizer.fit(particles[train_idx])
     x_all = torch.from_numpy(standardizer.transform(particles))
     m_all = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
@@ -122,7 +104,6 @@ def train_model(
         torch.use_deterministic_algorithms(prev_det)
         torch.set_num_threads(prev_threads)
 
-    offset = teacher_offset(val_scores["energy"])
     metrics = {
         "best_epoch": best_epoch,
         "best_val_dsm": history[best_epoch - 1]["val_dsm"] if history and best_epoch > 0 else None,
@@ -147,14 +128,13 @@ def train_model(
         "n_val": len(val_idx),
         "sigmas": [float(s) for s in sigmas],
         "scores": ["energy", "score_norm", "multiscale_gmm"],
-        "teacher": {"offset": offset, "transform": "max(energy - min_background_energy + 1, 1e-3)"},
         "metrics": metrics,
-        "torch": torch.__version__,
+        "versions": tool_versions(TORCH_TOOLS),
     }
-    _atomic_write(model_dir / MODEL_FILE, lambda tmp: torch.save(net.state_dict(), tmp))
+    atomic_write_with(model_dir / MODEL_FILE, lambda tmp: torch.save(net.state_dict(), tmp))
     standardizer.save(model_dir / STANDARDIZER_FILE)
-    _write_pickle(model_dir / GMM_FILE, gmm)
-    atomic_write_text(model_dir / META_FILE, json.dumps(meta, indent=1))
+    atomic_write_bytes(model_dir / GMM_FILE, pickle.dumps(gmm))
+    write_meta(model_dir, meta)
     logger.info("wrote %s (best epoch %d, val DSM %s)", model_dir, best_epoch, metrics["best_val_dsm"])
     return model_dir
 
@@ -258,6 +238,6 @@ def _fit(
             "stale": stale,
             "time": train_time,
         }
-        _atomic_write(ckpt_path, lambda tmp, c=ckpt: torch.save(c, tmp))
+        atomic_write_with(ckpt_path, lambda tmp, c=ckpt: torch.save(c, tmp))
     net.load_state_dict(best_state)
     return net, history, best_epoch, train_time

@@ -1,10 +1,10 @@
 """TorchScript export of the EBM scoring function, eager-equality check, and CPU latency benchmark.
 
 :class:`ScoringModule` maps ``(x, mask)`` (standardized (N, 57) inputs and (N, 57) float mask, see
-:func:`~l1ad.models.ebm_scores.prepare`) to ``(energy (N,), score (N, 57))`` at sigma_min; for the
+:func:`~l1ad.models.ebm.scores.prepare`) to ``(energy (N,), score (N, 57))`` at sigma_min; for the
 energy network the score is ``-grad_x E`` through ``torch.autograd.grad`` inside the script, so
 callers must not run it under ``torch.no_grad``/``inference_mode``. For the score network, ``energy``
-is the Gauss-Legendre path integral of :func:`~l1ad.models.ebm_networks.path_integral_energy`.
+is the Gauss-Legendre path integral of :func:`~l1ad.models.ebm.networks.path_integral_energy`.
 
 The module is compiled with ``torch.jit.script`` (not traced: tracing does not record the autograd
 call). :func:`check_equal` asserts ``torch.testing.assert_close(..., rtol=0, atol=0)`` against the
@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from l1ad.models.ebm_networks import EnergyNet, gauss_legendre
-from l1ad.models.ebm_scores import LoadedEBM, load_model
+from l1ad.core.files import atomic_write_with
+from l1ad.models.ebm.networks import EnergyNet, gauss_legendre
+from l1ad.models.ebm.scores import LoadedEBM, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,8 @@ def export_torchscript(
     if path is None and not isinstance(model, LoadedEBM):
         path = Path(model) / "scoring.ts"
     if path is not None:
-        from l1ad.models.ebm_train import _atomic_write
-
         path = Path(path)
-        _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+        atomic_write_with(path, lambda tmp: torch.jit.save(scripted, tmp))
         logger.info("wrote %s", path)
     return scripted
 

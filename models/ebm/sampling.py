@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from l1ad.events import schema
-from l1ad.models.ebm_explain import plt, save_png
-from l1ad.models.ebm_networks import model_score
-from l1ad.models.ebm_scores import LoadedEBM, load_model, prepare
+from l1ad.models.ebm.explain import plt, save_png
+from l1ad.models.ebm.networks import model_score
+from l1ad.models.ebm.scores import LoadedEBM, load_model, prepare
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Anomaly scores of a trained EBM / score network (higher = more anomalous), and the teacher score.
+"""Anomaly scores of a trained EBM / score network (higher = more anomalous).
 
 Scores, reported side by side under these names:
 
 ``energy``
     E_theta(x, sigma_min). For the score network (no energy of its own) the path integral
-    ``-int_0^1 s(t x, sigma_min) . x dt`` (:func:`~l1ad.models.ebm_networks.path_integral_energy`).
+    ``-int_0^1 s(t x, sigma_min) . x dt`` (:func:`~l1ad.models.ebm.networks.path_integral_energy`).
 ``score_norm``
     ``mean_{l in lowest k levels} sigma_l * ||s_theta(x, sigma_l)||`` with ``k = score_norm_levels``
     (the seed notebook's choice, kept as an ablation; sigma_l makes the levels commensurate).
@@ -14,18 +14,11 @@ Scores, reported side by side under these names:
     :class:`sklearn.mixture.GaussianMixture` fitted on background (validation split):
     ``-log p_GMM(features)``.
 
-Teacher (for the L1 Keras student, which regresses ``log(teacher)``)::
-
-    teacher = max(energy - min_background_energy + 1, TEACHER_FLOOR)
-
-``offset = 1 - min_background_energy`` (min over the background validation split at training time) is
-stored in ``meta.json["teacher"]``; every background event used to fit it has teacher >= 1, so
-``log(teacher) >= 0`` there, and the floor only guards events below the background minimum.
+The student's teacher is defined once, in :mod:`l1ad.models.distill`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -38,15 +31,15 @@ from torch import nn
 
 from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
-from l1ad.models.ebm_config import EBMConfig, load_config
-from l1ad.models.ebm_dsm import sigmas_for
-from l1ad.models.ebm_networks import EnergyNet, build_network, model_energy, model_score, path_integral_energy
+from l1ad.models.ebm.config import EBMConfig, load_config
+from l1ad.models.ebm.dsm import sigmas_for
+from l1ad.models.ebm.networks import EnergyNet, build_network, model_energy, model_score, path_integral_energy
+from l1ad.models.sidecar import read_meta
 
 logger = logging.getLogger(__name__)
 
 SCORE_NAMES = ("energy", "score_norm", "multiscale_gmm")
-TEACHER_FLOOR = 1e-3
-MODEL_FILE, STANDARDIZER_FILE, GMM_FILE, META_FILE = "model.pt", "standardizer.json", "gmm.pkl", "meta.json"
+MODEL_FILE, STANDARDIZER_FILE, GMM_FILE = "model.pt", "standardizer.json", "gmm.pkl"
 
 
 @dataclass
@@ -80,11 +73,11 @@ def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Te
 
 
 def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
-    """Load ``<out>/<name>-float/`` written by :func:`~l1ad.models.ebm_train.train_model`."""
+    """Load ``<out>/<name>-float/`` written by :func:`~l1ad.models.ebm.train.train_model`."""
     if isinstance(model_dir, LoadedEBM):
         return model_dir
     model_dir = Path(model_dir)
-    meta = json.loads((model_dir / META_FILE).read_text())
+    meta = read_meta(model_dir, framework="torch")
     config = load_config(meta["config"])
     net = build_network(meta["model"], config)
     net.load_state_dict(torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True))
@@ -168,18 +161,6 @@ def score(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> dict[str,
         "score_norm": raw["score_norm"],
         "multiscale_gmm": gmm_nll(model.gmm, raw["features"]),
     }
-
-
-def teacher_offset(background_energy: np.ndarray) -> float:
-    """``1 - min(background energy)``: the shift making every background teacher score >= 1."""
-    return float(1.0 - np.min(background_energy))
-
-
-def teacher_scores(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> np.ndarray:
-    """Positive teacher score ``max(energy + offset, TEACHER_FLOOR)`` for the L1 student, (N,) float64."""
-    model = load_model(model_dir)
-    offset = float(model.meta["teacher"]["offset"])
-    return np.maximum(batched_energy(model, particles) + offset, TEACHER_FLOOR)
 
 
 def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:

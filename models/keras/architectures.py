@@ -1,4 +1,4 @@
-"""The four Keras L1 models, written once against :class:`l1ad.models.keras_layers.Style`.
+"""The four Keras L1 models, written once against :class:`l1ad.models.keras.layers.Style`.
 
 Each builder returns a :class:`Built`: the model to train (compiled by the trainer with ``loss``), the
 *deployed* model whose output firmware computes, and for the VAE an auxiliary model giving
@@ -6,9 +6,9 @@ Each builder returns a :class:`Built`: the model to train (compiled by the train
 (:func:`l1ad.events.encoding.encode`).
 
 * ``ae_ref``: 57-32-16-8-16-32-57 ReLU autoencoder (ADC2021). Deployed output: the reconstruction;
-  the masked MSE score is computed in numpy (:func:`l1ad.models.keras_score.ae_ref_score`).
+  the masked MSE score is computed in numpy (:func:`l1ad.models.keras.score.ae_ref_score`).
 * ``ae_compact``: 57-16-4-16-57 with the pT reconstruction error ``sum_slots (pT - pT_r)**2`` inside
-  the model (subtract, square, fixed 0/1-weight sum, :data:`keras_layers.PT_ERROR_WEIGHTS`): measured
+  the model (subtract, square, fixed 0/1-weight sum, :data:`l1ad.models.keras.layers.PT_ERROR_WEIGHTS`): measured
   here, a pT-only error separates A->4l far better (AUROC 0.90 vs 0.74 with eta/phi errors weighted
   in, IsolationForest 0.81), because angles are nearly unpredictable for an autoencoder. Sizing: ~2k multiplications before HGQ pruning, the size the CMS AXOL1TL v1 encoder
   used; HGQ's EBOPs regularizer (EBOPs ~ LUTs for multiplier-free DA) drives it under the 2 %
@@ -28,12 +28,13 @@ from typing import Any
 import keras
 
 from l1ad.events import schema
-from l1ad.models.keras_layers import PT_ERROR_WEIGHTS, KLDivergence, Sampling, Style, masked_mse, score_mean
+from l1ad.models.keras.layers import PT_ERROR_WEIGHTS, KLDivergence, Sampling, masked_mse, score_mean
+from l1ad.quantization.styles import Style
 
 #: What the numpy side does with each model's deployed output.
 POSTPROCESSING = {
     "ae_ref": "deployed output = reconstruction (N, 57); score = masked MSE in numpy "
-    "(keras_score.ae_ref_score, mask from the object valid bits)",
+    "(l1ad.models.keras.score.ae_ref_score, mask from the object valid bits)",
     "ae_compact": "deployed output = score (N, 1) = sum over slots of (pT - reconstructed pT)**2; numpy only flattens",
     "vae": "deployed output = score (N, 1) = sum(mu**2); numpy only flattens (offline: KL from aux.keras)",
     "student": "deployed output = score (N, 1) = predicted log(teacher score); numpy only flattens",
@@ -127,8 +128,8 @@ BUILDERS: dict[str, Callable[[Style, Any, int], Built]] = {
 
 
 def build(name: str, quantization: str, cfg: Any, seed: int = 0) -> Built:
-    """Build model ``name`` in style ``quantization`` (see :func:`keras_layers.get_style`)."""
-    from l1ad.models.keras_layers import get_style
+    """Build model ``name`` in style ``quantization`` (see :func:`l1ad.quantization.styles.get_style`)."""
+    from l1ad.quantization.styles import get_style
 
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {tuple(BUILDERS)}")

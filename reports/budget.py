@@ -7,7 +7,7 @@ Sources, always labelled, first available is the primary one:
 2. ``yosys``: open-source synthesis of the da4ml Verilog of distributed-arithmetic targets, latency
    from the da4ml pipeline stages at the clock (an estimate of a Vivado result), followed by
    ``da4ml estimate`` (da4ml's own LUT cost of the adder graph);
-3. ``model estimate``: :mod:`l1ad.hls.estimate` for Latency-strategy projects (ESTIMATE).
+3. ``model estimate``: :mod:`l1ad.reports.estimate` for Latency-strategy projects (ESTIMATE).
 
 Budgets (one pass/fail line each): II <= ``ii_budget_ns``, latency <= ``latency_budget_ns``,
 LUT <= ``resource_budget_fraction`` of the part, and DSP = 0 when ``require_zero_dsp``.
@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from l1ad.events.io import atomic_write_text
-from l1ad.hls import estimate
+from l1ad.core.files import atomic_write_text
+from l1ad.reports import estimate
 from l1ad.reports.parts import part_resources
 from l1ad.reports.vendor import find_vendor_reports
 
@@ -183,8 +183,8 @@ def assemble(meta: dict[str, Any], rows: list[dict[str, Any]], available: dict[s
 
 def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
     """Collect every available source for a project and check the budgets."""
-    from l1ad.emulation.rtl import read_rtl_summary
-    from l1ad.hls.convert import read_metadata
+    from l1ad.hls.metadata import read_metadata
+    from l1ad.hls.rtl import read_rtl_summary
 
     meta = read_metadata(project_dir)
     try:
@@ -203,7 +203,7 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
         if shutil.which("yosys") is None:
             logger.warning("yosys not found: no open-source synthesis estimate for %s", meta["target"])
         else:
-            from l1ad.hls.yosys import run_yosys as _run
+            from l1ad.reports.yosys import run_yosys as _run
 
             nodsp = bool(meta["budgets"].get("require_zero_dsp"))  # the design must map multipliers to LUTs
             rows.append(from_yosys(_run(project_dir, meta["part"], nodsp=nodsp), rtl_summary))

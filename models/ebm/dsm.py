@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from l1ad.models.ebm_config import EBMConfig
-from l1ad.models.ebm_networks import model_score
+from l1ad.models.ebm.config import EBMConfig
+from l1ad.models.ebm.networks import model_score
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Both share one trunk::
 * Score of the energy network: ``s = -grad_x E`` (:func:`model_score`, ``create_graph=True`` in training).
   The score network's output is multiplied by the mask, so padded entries have score 0 for both.
 
-All modules are TorchScript-scriptable (see :mod:`l1ad.models.ebm_export`).
+All modules are TorchScript-scriptable (see :mod:`l1ad.models.ebm.export`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from l1ad.events import schema
-from l1ad.models.ebm_config import MODEL_NAMES, EBMConfig
+from l1ad.models.ebm.config import MODEL_NAMES, EBMConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from l1ad.events.io import atomic_write_text
+from l1ad.core.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,15 @@ from typing import Any
 import keras
 import numpy as np
 
+from l1ad.core.files import atomic_write_text
+from l1ad.core.versions import KERAS_TOOLS, tool_versions
 from l1ad.events import encoding, schema
-from l1ad.events.io import atomic_write_text, data_hash, read_events
-from l1ad.models import keras_io
-from l1ad.models.configs import check_name, load_config
+from l1ad.events.io import data_hash, read_events
+from l1ad.events.split import validation_split
+from l1ad.models import registry
+from l1ad.models.keras import storage as keras_io
+from l1ad.models.keras.configs import check_name, load_config
+from l1ad.models.sidecar import write_meta
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def targets(
     CICADA does), or the teacher values as given (``identity``) for scores already on a log scale,
     such as an energy (a negative log-density), which the caller standardizes.
     """
-    from l1ad.models.keras_layers import masked_mse_target
+    from l1ad.models.keras.layers import masked_mse_target
 
     if name in ("ae_ref", "vae"):
         return masked_mse_target(x, schema.input_mask(particles))
@@ -112,25 +117,6 @@ class Checkpointer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _split(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split: every k-th event (k = round(1/fraction)) is validation."""
-    k = max(int(round(1.0 / fraction)), 2)
-    idx = np.arange(n)
-    return idx[idx % k != k - 1], idx[idx % k == k - 1]
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("keras", "hgq2", "tensorflow-cpu", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def train_model(
     name: str,
     quantization: str,
@@ -153,13 +139,13 @@ def train_model(
     """
     import tensorflow as tf
 
-    from l1ad.models.keras_architectures import build, from_train
-    from l1ad.models.keras_layers import get_style
+    from l1ad.models.keras.architectures import build, from_train
+    from l1ad.quantization.styles import get_style
 
     check_name(name, quantization)
     cfg = load_config(name, config)
     n_epochs = cfg.epochs if epochs is None else int(epochs)
-    model_dir = Path(out) / keras_io.model_dir_name(name, quantization)
+    model_dir = registry.model_dir(out, name, quantization)
     ckpt_dir = model_dir / keras_io.CHECKPOINT_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
 
@@ -170,7 +156,7 @@ def train_model(
     x_all = encoding.encode(particles)
     y_all = targets(name, particles, x_all, teacher_scores, teacher_transform)
     if validation is None:
-        tr, va = _split(len(x_all), cfg.validation_fraction)
+        tr, va = validation_split(len(x_all), cfg.validation_fraction)
         x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
         sha = data_hash(particles)
     else:
@@ -240,22 +226,24 @@ def train_model(
         "input_encoding": encoding.describe(),
         "output_type": _output_type(name, quantization),
         "postprocessing": _postprocessing(name),
-        "versions": _versions(),
+        "versions": tool_versions(KERAS_TOOLS),
     }
-    keras_io.write_meta(model_dir, meta)
+    write_meta(model_dir, meta)
     logger.info("saved %s (best val loss %s, %s EBOPs)", model_dir, st["best"], ebops)
     return model_dir
 
 
 def _output_type(name: str, quantization: str) -> str | None:
-    from l1ad.models.keras_layers import RECON_TYPE, SCORE_TYPE
+    from l1ad.models.keras.layers import PT_ERROR_WEIGHTS
+    from l1ad.quantization.score_path import RECON_TYPE, score_sum_type
 
     if quantization == "float":
         return None
-    return {"ae_ref": RECON_TYPE.hls(), "ae_compact": SCORE_TYPE.hls()}.get(name)
+    n_pt = int(np.count_nonzero(PT_ERROR_WEIGHTS))
+    return {"ae_ref": RECON_TYPE.hls(), "ae_compact": score_sum_type(n_pt).hls()}.get(name)
 
 
 def _postprocessing(name: str) -> str:
-    from l1ad.models.keras_architectures import POSTPROCESSING
+    from l1ad.models.keras.architectures import POSTPROCESSING
 
     return POSTPROCESSING[name]

@@ -25,61 +25,11 @@ import logging
 import math
 from typing import Any
 
-import numpy as np
-
 logger = logging.getLogger(__name__)
 
 ADDER_NS = 1.0
 DSP_MIN_BITS = 10
 LABEL = "model estimate"
-
-
-def csd_digits(n: int) -> int:
-    """Nonzero digits of the canonical signed-digit form of an integer (``7 = 8 - 1``: 2)."""
-    n = abs(int(n))
-    count = 0
-    while n:
-        if n & 1:
-            count += 1
-            n = n + 1 if (n & 3) == 3 else n - 1
-        n >>= 1
-    return count
-
-
-def layer_features(hls_model: Any) -> list[dict[str, Any]]:
-    """What the estimate needs from each hls4ml layer (JSON-serializable, stored in metadata.json)."""
-    from l1ad.hls.convert import precision_fixed_point
-
-    out = []
-    for layer in hls_model.get_layers():
-        kind = layer.class_name
-        # an Input layer's input is the model's port, not another layer's output variable
-        inputs = [] if kind == "Input" else [layer.model.get_layer_output_variable(n) for n in layer.inputs]
-        widths = [precision_fixed_point(v.type.precision).width for v in inputs]
-        out_var = layer.get_output_variable()
-        out_fp = precision_fixed_point(out_var.type.precision)
-        row: dict[str, Any] = {
-            "name": layer.name,
-            "class": kind,
-            "in_widths": widths,
-            "out_width": out_fp.width,
-        }
-        row["n_out"] = int(out_var.size())
-        weight = layer.weights.get("weight") if hasattr(layer, "weights") else None
-        if weight is not None and weight.data is not None and np.asarray(weight.data).ndim == 2:
-            w = np.asarray(weight.data, dtype=np.float64)
-            wf = precision_fixed_point(weight.type.precision)
-            ints = np.round(w * 2.0**wf.f).astype(np.int64)
-            row["weights"] = {
-                "n_in": int(w.shape[0]),
-                "width": wf.width,
-                "nonzero_per_output": [int(v) for v in np.count_nonzero(ints, axis=0)],
-                "csd_digits": int(sum(csd_digits(v) for v in ints.ravel())),
-                "n_nonzero": int(np.count_nonzero(ints)),
-                "accum_width": out_fp.width,
-            }
-        out.append(row)
-    return out
 
 
 def _dense(row: dict[str, Any]) -> dict[str, float]:
