@@ -225,7 +225,10 @@ def test_score_type_is_exact_and_enforced_at_build() -> None:
 
     # 19 pT errors of at most 2^8 - 2^-10 each sum below 2^13: ufixed<23,13>, exactly what hls4ml infers
     assert score_sum_type(19).hls() == "ap_ufixed<23,13>"
-    assert 19 * SCORE_SQ_TYPE.max < score_sum_type(19).max and 16 * SCORE_SQ_TYPE.max > score_sum_type(15).max / 2
+    assert (
+        19 * SCORE_SQ_TYPE.max < score_sum_type(19).max
+        and 16 * SCORE_SQ_TYPE.max > score_sum_type(15).max / 2
+    )
     assert SCORE_TYPE == score_sum_type(57)
 
     def io(cpp: str) -> dict:
