@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run   -> create .venv if missing, install, run the main job on the embedded default data
-#   make test  -> create .venv if missing, install, run the test suite
+#   make test  -> create .venv if missing, install, run the test suite (tests marked slow excluded)
+#   make test-slow -> the slow tests (training, hls4ml compilation, servers); .ci/run runs both
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,14 +9,14 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 SEED   ?= 1
 RUN_DIR ?= runs/default
 
-.PHONY: run test install lint bench clean
+.PHONY: run test test-slow install lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,serve]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -25,7 +26,10 @@ run: install
 	$(VENV)/bin/l1ad pipeline --out $(RUN_DIR) --seed $(SEED)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
 
 lint: install
 	$(VENV)/bin/ruff check .

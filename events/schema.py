@@ -92,8 +92,10 @@ def slot_names() -> list[str]:
 
 
 def flat_feature_names() -> list[str]:
-    """Names of the 57 model inputs, e.g. ``met pT``, ``e1 eta``, ``jet3 phi``."""
-    return [f"{s} {k}" for s in slot_names() for k in KINEMATIC_NAMES]
+    """Physics names of the 57 model inputs, in input order: ``MET_pt``, ``MET_eta``, ``MET_phi``,
+    ``e1_pt``, ..., ``mu1_eta``, ..., ``jet3_phi``, ... (what explanations and the service report)."""
+    slots = ["MET" if s == "met" else s for s in slot_names()]
+    return [f"{s}_{k}" for s in slots for k in ("pt", "eta", "phi")]
 
 
 def kinematics(particles: np.ndarray) -> np.ndarray:

@@ -166,6 +166,77 @@ def score(model: TrainedModel | str | Path, particles: np.ndarray) -> dict[str, 
     raise ValueError(f"{model.path}: a plain {model.framework} model has no l1ad score (firmware flow only)")
 
 
+class LoadedModel:
+    """A trained model loaded once, scoring many batches with exactly :func:`score`'s definitions.
+
+    Float models score in this process; a quantized Keras model scores in a worker process of its
+    own (HGQ2 and QKeras-style layers never share a process). :attr:`score_labels` are the labels
+    :meth:`score` returns (the primary one first), as in :func:`score` and the evaluation tables.
+    """
+
+    def __init__(self, trained: TrainedModel) -> None:
+        self.trained = trained
+        self.path = trained.path
+        self.label = trained.label
+        self.meta = read_meta(trained.path)
+        self.hash = model_hash(trained.path)
+        self._close = None
+        if trained.framework == "torch":
+            from l1ad.models.ebm.scores import SCORE_NAMES, load_model
+
+            self._ebm = load_model(trained.path)
+            self.score_labels = tuple(self._ebm_label(n, SCORE_NAMES[0]) for n in SCORE_NAMES)
+        elif trained.framework == "keras":
+            from l1ad.models.keras.score import IsolatedKerasScorer, KerasScorer
+
+            scorer = (
+                KerasScorer(trained.path)
+                if trained.quantization == "float"
+                else IsolatedKerasScorer(trained.path)
+            )
+            self._keras = scorer
+            self._close = getattr(scorer, "close", None)
+            self.score_labels = (self.label,)
+        elif trained.framework == "sklearn":
+            from l1ad.models.baselines.iforest import MODEL_FILE, IsolationForestBaseline
+
+            self._forest = IsolationForestBaseline.load(trained.path / MODEL_FILE)
+            self.score_labels = (self.label,)
+        else:
+            raise ValueError(
+                f"{trained.path}: a plain {trained.framework} model has no l1ad score (firmware flow only)"
+            )
+
+    def _ebm_label(self, name: str, primary: str) -> str:
+        return self.label if name == primary else f"{self.label}:{name}"
+
+    def score(self, particles: np.ndarray, labels: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """``{label: (N,) float64}`` for ``labels`` (default: all of :attr:`score_labels`)."""
+        labels = self.score_labels if labels is None else tuple(labels)
+        unknown = set(labels) - set(self.score_labels)
+        if unknown:
+            raise ValueError(f"{self.label} has no score {sorted(unknown)}; it has {list(self.score_labels)}")
+        if self.trained.framework == "torch":
+            from l1ad.models.ebm.scores import SCORE_NAMES
+            from l1ad.models.ebm.scores import score as ebm_score
+
+            by_label = {self._ebm_label(n, SCORE_NAMES[0]): n for n in SCORE_NAMES}
+            raw = ebm_score(self._ebm, particles, tuple(by_label[lab] for lab in labels))
+            return {lab: np.asarray(raw[by_label[lab]], np.float64) for lab in labels}
+        if self.trained.framework == "keras":
+            return {self.label: np.asarray(self._keras(particles), dtype=np.float64)}
+        return {self.label: np.asarray(self._forest.score(particles), dtype=np.float64)}
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+def load(model: TrainedModel | str | Path) -> LoadedModel:
+    """Load a trained model once for many :meth:`LoadedModel.score` calls (the service uses this)."""
+    return LoadedModel(model if isinstance(model, TrainedModel) else open_model(model))
+
+
 def primary_score(model: TrainedModel | str | Path, particles: np.ndarray) -> np.ndarray:
     """The model's own (first) score, (N,) float64."""
     return next(iter(score(model, particles).values()))

@@ -3,7 +3,7 @@ and no module imports itself back through others.
 
 The stages, in order; a module may import its own stage and the stages before it, never one after:
 
-    core -> events -> quantization -> models -> evaluation -> hls -> emulation -> reports -> cli
+    core -> events -> quantization -> models -> evaluation -> hls -> emulation -> reports -> serving -> cli
 
 ``core`` is the shared vocabulary (fixed point, atomic files, tool versions); ``firmware_projects``
 holds only target files. A new top-level package must be added to :data:`STAGES` (a test says so).
@@ -16,7 +16,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "l1ad"
-STAGES = ("core", "events", "quantization", "models", "evaluation", "hls", "emulation", "reports", "cli")
+STAGES = (
+    "core",
+    "events",
+    "quantization",
+    "models",
+    "evaluation",
+    "hls",
+    "emulation",
+    "reports",
+    "serving",
+    "cli",
+)
 #: Top-level folders that are not stages: data-only packages, and what is not in the wheel.
 NOT_STAGES = {"firmware_projects", "tests", "scripts", "runs", "build", ".venv", ".git", ".ci", ".ruff_cache",
               ".pytest_cache"}  # fmt: skip

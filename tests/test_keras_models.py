@@ -264,3 +264,21 @@ def test_qkeras_refused_after_native(tmp_path):
     assert len(native) == 1 and native[0].startswith("NATIVE REFUSED:") and "qkeras.qlayers" in native[0], (
         lines
     )
+
+
+@pytest.mark.slow
+def test_registry_loaded_quantized_model_scores_in_its_own_worker(hgq_dirs):
+    """The service's loader: a quantized model is scored in a long-lived worker process, equal to the
+    registry's one-shot score (a fresh process per call), and float models score in this process."""
+    from l1ad.models import registry
+
+    p = synthetic_particles(300, 21)
+    loaded = registry.load(hgq_dirs["ae_compact"])
+    try:
+        assert loaded.score_labels == ("ae_compact/hgq",)
+        assert type(loaded._keras).__name__ == "IsolatedKerasScorer"
+        first = loaded.score(p)["ae_compact/hgq"]
+        np.testing.assert_array_equal(first, registry.score(hgq_dirs["ae_compact"], p)["ae_compact/hgq"])
+        np.testing.assert_array_equal(loaded.score(p[:5])["ae_compact/hgq"], first[:5])
+    finally:
+        loaded.close()

@@ -62,6 +62,12 @@ class LoadedEBM:
         return float(self.sigmas[-1])
 
 
+#: Batches are padded to at least this many rows: below it the CPU matrix kernels change (matrix-vector
+#: paths) and an event's score would depend on how many events share its call. At and above it, an
+#: event scores the same bits alone, in a server's dynamic batch, or in a 1M-event evaluation (tested).
+MIN_ROWS = 16
+
+
 def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 19, 4) particles -> standardized inputs (N, 57) and float mask (N, 57), float32 tensors."""
     particles = np.asarray(particles)
@@ -70,6 +76,18 @@ def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Te
     x = torch.from_numpy(standardizer.transform(particles))
     mask = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
     return x, mask
+
+
+def _chunks(particles: np.ndarray, model: LoadedEBM):
+    """``(n_real, x, mask)`` per batch of ``score_batch`` events, each padded to :data:`MIN_ROWS` rows."""
+    bs = max(model.config.score_batch, MIN_ROWS)
+    for start in range(0, len(particles), bs):
+        x, mask = prepare(particles[start : start + bs], model.standardizer)
+        n = x.shape[0]
+        if n < MIN_ROWS:
+            x = torch.cat([x, x.new_zeros(MIN_ROWS - n, x.shape[1])])
+            mask = torch.cat([mask, mask.new_zeros(MIN_ROWS - n, mask.shape[1])])
+        yield n, x, mask
 
 
 def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
@@ -119,10 +137,8 @@ def batched_raw_scores(model: LoadedEBM, particles: np.ndarray) -> dict[str, np.
     """:func:`raw_scores` over all events in batches of ``config.score_batch``."""
     model.net.eval()
     parts: list[dict[str, np.ndarray]] = []
-    bs = model.config.score_batch
-    for start in range(0, len(particles), bs):
-        x, mask = prepare(particles[start : start + bs], model.standardizer)
-        parts.append(raw_scores(model, x, mask))
+    for n, x, mask in _chunks(particles, model):
+        parts.append({k: v[:n] for k, v in raw_scores(model, x, mask).items()})
     if not parts:
         return {
             "energy": np.zeros(0),
@@ -147,27 +163,41 @@ def fit_gmm(features: np.ndarray, n_components: int, seed: int) -> dict[str, Any
 
 def gmm_nll(gmm: dict[str, Any], features: np.ndarray) -> np.ndarray:
     """``-log p_GMM`` of the standardized features, (N,) float64."""
-    return -gmm["gmm"].score_samples((features - gmm["mean"]) / gmm["std"]).astype(np.float64)
+    z = (np.asarray(features, dtype=np.float64) - gmm["mean"]) / gmm["std"]
+    n = len(z)
+    if n < MIN_ROWS:  # the same BLAS path for one event as for many (see MIN_ROWS)
+        z = np.concatenate([z, np.zeros((MIN_ROWS - n, z.shape[1]))])
+    return -gmm["gmm"].score_samples(z)[:n].astype(np.float64)
 
 
-def score(model_dir: str | Path | LoadedEBM, particles: np.ndarray) -> dict[str, np.ndarray]:
-    """The three anomaly scores (float64, (N,)), higher = more anomalous, keyed by :data:`SCORE_NAMES`."""
+def score(
+    model_dir: str | Path | LoadedEBM, particles: np.ndarray, names: tuple[str, ...] = SCORE_NAMES
+) -> dict[str, np.ndarray]:
+    """The anomaly scores (float64, (N,)), higher = more anomalous, keyed by :data:`SCORE_NAMES`.
+
+    ``names`` selects a subset: ``("energy",)`` alone needs one network evaluation per event.
+    """
+    unknown = set(names) - set(SCORE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown EBM scores {sorted(unknown)}; choose from {SCORE_NAMES}")
     model = load_model(model_dir)
+    if tuple(names) == ("energy",):
+        return {"energy": batched_energy(model, particles)}
     if model.gmm is None:
         raise ValueError("model has no fitted GMM (gmm.pkl); train it with train_model")
     raw = batched_raw_scores(model, particles)
-    return {
+    out = {
         "energy": raw["energy"],
         "score_norm": raw["score_norm"],
         "multiscale_gmm": gmm_nll(model.gmm, raw["features"]),
     }
+    return {k: out[k] for k in SCORE_NAMES if k in names}
 
 
 def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:
     """The ``energy`` score alone (E at sigma_min), batched, (N,) float64."""
     model.net.eval()
     out = [np.zeros(0)]
-    for start in range(0, len(particles), model.config.score_batch):
-        x, mask = prepare(particles[start : start + model.config.score_batch], model.standardizer)
-        out.append(_energy(model, x, mask, model.sigma_min).double().numpy())
+    for n, x, mask in _chunks(particles, model):
+        out.append(_energy(model, x, mask, model.sigma_min).double().numpy()[:n])
     return np.concatenate(out)

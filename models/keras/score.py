@@ -82,6 +82,52 @@ def postprocess(name: str, output: np.ndarray, particles: np.ndarray) -> np.ndar
     return output.reshape(len(output), -1)[:, 0]
 
 
+class KerasScorer:
+    """A Keras model directory loaded once and scoring many batches (in this process)."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 32768) -> None:
+        self.meta = keras_io.read_meta(model_dir)
+        self.model = keras_io.load_model(model_dir)
+        self.batch_size = batch_size
+
+    def __call__(self, particles: np.ndarray) -> np.ndarray:
+        out = np.asarray(predict(self.model, encoding.encode(np.asarray(particles)), self.batch_size))
+        return postprocess(self.meta["model"], out, particles)
+
+
+_WORKER: KerasScorer | None = None
+
+
+def _worker_init(model_dir: str) -> None:
+    global _WORKER
+    _WORKER = KerasScorer(model_dir)
+
+
+def _worker_score(particles: np.ndarray) -> np.ndarray:
+    assert _WORKER is not None, "worker not initialized"
+    return _WORKER(particles)
+
+
+class IsolatedKerasScorer:
+    """:class:`KerasScorer` in a long-lived worker process of its own (``spawn``): a quantized model
+    keeps its quantization style's layers out of the calling process, loaded once."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=_worker_init, initargs=(str(model_dir),)
+        )
+
+    def __call__(self, particles: np.ndarray) -> np.ndarray:
+        return self.pool.submit(_worker_score, np.asarray(particles, dtype=np.float32)).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class FirmwareModel(NamedTuple):
     """The Keras model whose output firmware computes, and what numpy does with that output."""
 

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the service (base units, conventional names), in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Request latency buckets, 10 us .. 100 ms (and beyond), in seconds.
+LATENCY_BUCKETS = (
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    1e-2,
+    2.5e-2,
+    5e-2,
+    0.1,
+    0.25,
+    1.0,
+)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "l1ad_requests", "Requests by endpoint and status code", ["endpoint", "code"], registry=r
+        )
+        self.duration = Histogram("l1ad_request_duration_seconds", "Request latency", ["endpoint"],
+                                  buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.events = Counter("l1ad_events_scored", "Events scored", ["model"], registry=r)
+        self.flagged = Counter("l1ad_flagged_events", "Events flagged (score > threshold)", ["model", "rate_khz"],
+                               registry=r)  # fmt: skip
+        self.flag_rate = Gauge("l1ad_flag_ratio", "Flagged fraction of the events scored since start",
+                               ["model", "rate_khz"], registry=r)  # fmt: skip
+        self.batch_events = Histogram("l1ad_batch_events", "Events per model call (dynamic batching)",
+                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536), registry=r)  # fmt: skip
+        self.shadow_corr = Gauge("l1ad_shadow_score_correlation", "Pearson correlation of primary and shadow scores",
+                                 registry=r)  # fmt: skip
+        self.shadow_disagree = Gauge("l1ad_shadow_flag_disagreement_ratio",
+                                     "Fraction of events whose flag differs between primary and shadow", registry=r)  # fmt: skip
+        self.shadow_events = Counter("l1ad_shadow_events", "Events scored by the shadow model", registry=r)
+        self.reloads = Counter("l1ad_model_reloads", "Model reloads by outcome", ["outcome"], registry=r)
+        self.build = Info("l1ad_build", "Served model and l1ad version", registry=r)

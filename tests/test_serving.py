@@ -1,0 +1,316 @@
+"""``l1ad serve`` started as a real server (subprocess, loopback ports): the REST API, the Open Inference
+Protocol over HTTP (driven with ``tritonclient.http``) and gRPC (``tritonclient.grpc``), bad inputs,
+reload under load, shadow agreement and metrics. Scores equal the registry's (what ``l1ad evaluate``
+computes) bit for bit, and flags equal the evaluation's rate table."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from l1ad.events import schema
+from l1ad.events.io import read_events, write_events
+from l1ad.models import registry
+from l1ad.models.ebm.toydata import toy_events, write_toy_h5
+
+pytestmark = pytest.mark.slow
+TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
+        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two runs with an energy model each; run A evaluated (rate table) on toy background + signal."""
+    from l1ad.evaluation.evaluate import evaluate_run
+    from l1ad.models.ebm.train import train_model
+
+    root = tmp_path_factory.mktemp("serve")
+    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
+    test = write_events(root / "test.h5", toy_events(8000, seed=5))  # resolves the 10 and 50 kHz rates
+    sig = write_events(root / "sig.h5", toy_events(200, seed=6, anomalous=True))
+    out = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        train_model("ebm", bkg, root / name, config=TINY, seed=seed)
+        evaluate_run(root / name, test, {"toy": sig})
+        out[name] = root / name
+    out["test"], out["sig"] = test, sig
+    broken = root / "broken" / "ebm-float"
+    broken.mkdir(parents=True)
+    (broken / "meta.json").write_text('{"model": "ebm", "quantization": "float", "framework": "torch"}')
+    out["broken"] = root / "broken"
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    port, grpc_port = _port(), _port()
+    cmd = [sys.executable, "-m", "l1ad.cli.main", "serve", "--run", str(runs["a"]), "--port", str(port),
+           "--grpc-port", str(grpc_port), "--shadow", str(runs["b"]), "--max-events", "1000",
+           "--max-batch-delay-us", "2000", "--max-body-bytes", "2000000"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    yield {"url": url, "grpc": f"127.0.0.1:{grpc_port}", "proc": proc}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _post(url: str, body, raw: bool = False) -> tuple[int, dict]:
+    data = body if raw else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _kinematics(p: np.ndarray) -> list:
+    return schema.kinematics(p).astype(np.float64).tolist()
+
+
+def test_score_equals_registry_and_flags_equal_the_rate_table(server, runs) -> None:
+    events = read_events(runs["test"])[:300]
+    ref = registry.score(registry.find(runs["a"], "ebm/float"), events)["ebm/float"]
+    table = json.loads((runs["a"] / "evaluation.json").read_text())["rates"]["ebm/float"]
+    resolved = [r for r in table if r["resolved"]]
+    assert [r["target_rate_khz"] for r in resolved] == [5.0, 10.0, 50.0]
+    for row in resolved:
+        code, out = _post(
+            server["url"] + f"/api/v1/score?rate_khz={row['target_rate_khz']}",
+            {"events": _kinematics(events)},
+        )
+        assert code == 200, out
+        np.testing.assert_array_equal(np.array(out["scores"]), ref)  # bit-identical
+        np.testing.assert_array_equal(np.array(out["flags"]), ref > row["threshold"])
+        assert out["threshold"]["value"] == row["threshold"] and out["threshold"]["input_rate_khz"] == 40000.0
+    meta = registry.open_model(runs["a"] / "ebm-float")
+    assert out["model"]["name"] == "ebm-float" and out["model"]["hash"] == registry.model_hash(meta.path)
+    # one event alone, and as [19 x 3] triples: the same bits
+    code, one = _post(
+        server["url"] + "/api/v1/score",
+        {"events": [schema.kinematics(events[7:8])[0].reshape(19, 3).tolist()]},
+    )
+    assert code == 200 and one["scores"] == [ref[7]]
+
+
+def test_models_health_and_explain(server) -> None:
+    assert _get(server["url"] + "/healthz")["status"] == "ok"
+    info = _get(server["url"] + "/api/v1/models")
+    m = info["models"][0]
+    assert m["name"] == "ebm-float" and m["score"] == "ebm/float" and len(m["inputs"]["features"]) == 57
+    assert m["input_rate_khz"] == 40000.0 and m["thresholds"]
+    assert info["shadow"]["run_dir"].endswith("b")
+    p = toy_events(1, seed=3)
+    code, ex = _post(server["url"] + "/api/v1/explain?top=5", {"events": _kinematics(p)})
+    assert code == 200 and len(ex["features"]) == 5
+    names = set(schema.flat_feature_names())
+    assert all(f["name"] in names for f in ex["features"]) and "MET_pt" in names and "jet3_phi" in names
+    assert abs(ex["features"][0]["value"]) >= abs(ex["features"][-1]["value"])
+
+
+BAD = [
+    ({"events": [[1.0] * 56]}, 422, "event 0: 56 features, expected 57"),
+    (
+        {"events": [[10.0] * 57, [1.0, "x"] + [0.0] * 55]},
+        422,
+        "event 1, feature 1 (MET_eta): 'x' is not a number",
+    ),
+    ({"events": []}, 422, "'events' is empty"),
+    ({"events": "nope"}, 422, "must be a list"),
+    ({"events": [[float("nan")] + [0.0] * 56]}, 422, None),
+    ({"evts": []}, 422, "'events' list"),
+    ({"events": [[10.0, 0.0, 0.0, -5.0] + [0.0] * 53]}, 422, "event 0, feature 3 (e1_pt)"),
+    ({"events": [[10.0, 0.0, 0.0, 30.0, 9.0, 0.0] + [0.0] * 51]}, 422, "feature 4 (e1_eta)"),
+    ({"events": [[10.0, 0.0, 0.0] * 19] * 1001}, 413, "limit is 1000"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "message"), BAD, ids=range(len(BAD)))
+def test_bad_rest_inputs_are_4xx_naming_the_problem(server, body, code, message) -> None:
+    raw = json.dumps(body).replace("NaN", "NaN").encode()
+    got, out = _post(server["url"] + "/api/v1/score", raw, raw=True)
+    assert got == code, out
+    assert "error" in out and (message is None or message in out["error"]), out
+
+
+def test_bad_requests_other_than_events(server) -> None:
+    assert _post(server["url"] + "/api/v1/score", b"{not json", raw=True)[0] == 400
+    code, out = _post(server["url"] + "/api/v1/score", b" " * 2_000_001, raw=True)
+    assert code == 413 and "exceeds the limit of 2000000" in out["error"]
+    code, out = _post(server["url"] + "/api/v1/score?rate_khz=3.3", {"events": [[10.0, 0.0, 0.0] * 19]})
+    assert code == 400 and "no threshold for 3.3 kHz" in out["error"]
+    code, out = _post(server["url"] + "/api/v1/score?rate_khz=abc", {"events": [[10.0, 0.0, 0.0] * 19]})
+    assert code == 422 and "rate_khz" in out["error"]
+    code, out = _post(server["url"] + "/v2/models/nope/infer", {"inputs": []})
+    assert code == 404 and "unknown model 'nope'" in out["error"]
+    bad_dtype = {"inputs": [{"name": "events", "shape": [1, 57], "datatype": "INT32", "data": [1] * 57}]}
+    code, out = _post(server["url"] + "/v2/models/ebm-float/infer", bad_dtype)
+    assert code == 400 and "datatype 'INT32'" in out["error"]
+    bad_shape = {"inputs": [{"name": "events", "shape": [1, 50], "datatype": "FP32", "data": [1.0] * 50}]}
+    code, out = _post(server["url"] + "/v2/models/ebm-float/infer", bad_shape)
+    assert code == 422 and "shape" in out["error"]
+
+
+def test_oip_http_with_tritonclient(server, runs) -> None:
+    import tritonclient.http as httpclient
+
+    events = read_events(runs["sig"])[:100]
+    ref = registry.score(registry.find(runs["a"], "ebm/float"), events)["ebm/float"]
+    client = httpclient.InferenceServerClient(server["url"].removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("ebm-float")
+    md = client.get_model_metadata("ebm-float")
+    assert md["inputs"][0]["name"] == "events" and md["outputs"][0]["name"] == "scores"
+    for binary in (True, False):
+        inp = httpclient.InferInput("events", [len(events), 57], "FP32")
+        inp.set_data_from_numpy(schema.kinematics(events).astype(np.float32), binary_data=binary)
+        outs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("scores", "flags")]
+        res = client.infer("ebm-float", [inp], outputs=outs, request_id="req-7")
+        np.testing.assert_array_equal(res.as_numpy("scores"), ref)
+        assert res.as_numpy("flags").dtype == bool and res.get_response()["id"] == "req-7"
+    with pytest.raises(Exception, match="unknown model"):
+        client.infer("nope", [inp])
+
+
+def test_oip_grpc_with_tritonclient(server, runs) -> None:
+    import tritonclient.grpc as grpcclient
+
+    events = read_events(runs["sig"])[:50]
+    ref = registry.score(registry.find(runs["a"], "ebm/float"), events)["ebm/float"]
+    client = grpcclient.InferenceServerClient(server["grpc"])
+    assert client.is_server_live() and client.is_model_ready("ebm-float")
+    assert client.get_model_metadata("ebm-float").inputs[0].name == "events"
+    inp = grpcclient.InferInput("events", [len(events), 57], "FP32")
+    inp.set_data_from_numpy(schema.kinematics(events).astype(np.float32))
+    res = client.infer("ebm-float", [inp], request_id="g1")
+    np.testing.assert_array_equal(res.as_numpy("scores"), ref)
+    bad = grpcclient.InferInput("events", [1, 56], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 56), np.float32))
+    with pytest.raises(Exception, match="shape"):
+        client.infer("ebm-float", [bad])
+
+
+def test_reload_under_load_and_broken_run_refused(server, runs) -> None:
+    url = server["url"]
+    body = {"events": _kinematics(toy_events(4, seed=9))}
+    failures, codes, stop = [], [], threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                codes.append(_post(url + "/api/v1/score", body)[0])
+            except Exception as exc:  # a dropped connection is a failed request too
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    before = _get(url + "/healthz")["model"]
+    code, out = _post(url + "/admin/reload", {"run_dir": str(runs["b"])})
+    assert code == 200, out
+    time.sleep(0.5)
+    code, refused = _post(url + "/admin/reload", {"run_dir": str(runs["broken"])})
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not failures and codes and set(codes) == {200}, (failures[:3], set(codes))
+    after = _get(url + "/healthz")["model"]
+    assert after["hash"] != before["hash"] and int(after["version"]) == int(before["version"]) + 1
+    assert code == 409 and "reload refused" in refused["error"]
+    assert _get(url + "/healthz")["model"] == after  # the broken run did not replace it
+    # SIGHUP reloads the current run (a new version, same content)
+    server["proc"].send_signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while _get(url + "/healthz")["model"]["version"] == after["version"] and time.time() < deadline:
+        time.sleep(0.2)
+    hup = _get(url + "/healthz")["model"]
+    assert int(hup["version"]) == int(after["version"]) + 1 and hup["hash"] == after["hash"]
+    assert _post(url + "/admin/reload", {"run_dir": str(runs["a"])})[0] == 200  # back for the other tests
+
+
+def test_metrics_and_shadow_agreement(server) -> None:
+    _post(server["url"] + "/api/v1/score", {"events": _kinematics(toy_events(50, seed=2))})
+    time.sleep(0.5)  # the shadow scores in the background
+    with urllib.request.urlopen(server["url"] + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for name in ("l1ad_requests_total", "l1ad_request_duration_seconds_bucket", "l1ad_events_scored_total",
+                 "l1ad_flagged_events_total", "l1ad_flag_ratio", "l1ad_shadow_score_correlation",
+                 "l1ad_shadow_flag_disagreement_ratio", "l1ad_build_info"):  # fmt: skip
+        assert name in text, name
+    assert 'le="1e-05"' in text and 'le="0.1"' in text
+    scored = [
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("l1ad_events_scored_total")
+    ]
+    assert sum(scored) >= 50
+    corr = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("l1ad_shadow_score_correlation")
+    ]
+    assert -1.0 <= corr[0] <= 1.0
+    shadow = _get(server["url"] + "/api/v1/models")["shadow"]["agreement"]
+    assert shadow["events"] >= 50 and 0.0 <= shadow["flag_disagreement_ratio"] <= 1.0
+
+
+def test_thresholds_recalibrated_at_the_stated_input_rate() -> None:
+    """HLT input: thresholds at rate r pass r / input_rate of the calibration background."""
+    from l1ad.serving.thresholds import flags, recalibrate
+
+    scores = np.arange(100_000, dtype=np.float64)
+    table = recalibrate(scores, (1.0, 10.0), input_rate_khz=100.0, source="toy")
+    assert table.input_rate_khz == 100.0 and "100 kHz" in table.calibration
+    for rate in (1.0, 10.0):
+        t = table.get(rate)
+        assert flags(scores, t).mean() == pytest.approx(rate / 100.0, abs=1e-5)
+    with pytest.raises(KeyError, match="no threshold for 3 kHz"):
+        table.get(3.0)
+
+
+def test_grafana_dashboard_queries_the_service_metrics() -> None:
+    from l1ad.serving.metrics import ServiceMetrics
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "serving" / "grafana_dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in doc["panels"] for t in p["targets"])
+    names = {m.name for m in ServiceMetrics().registry.collect()}
+    used = {n for n in names if n in exprs}
+    assert {"l1ad_request_duration_seconds", "l1ad_events_scored", "l1ad_shadow_score_correlation"} <= used
+    for token in ("l1ad_requests_total", "l1ad_flagged_events_total", "l1ad_model_reloads_total"):
+        assert token in exprs
