@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     bkg_train = str(data / "background_train.h5")
     for model, quant in prof.models:
         model_dir = registry.model_dir(out, model, quant)
-        if not args.force and (model_dir / "meta.json").exists():
+        if not args.force and (model_dir / registry.META_FILE).exists():
             log.info("skip training %s/%s: %s exists", model, quant, model_dir)
             continue
         argv = ["train", "--model", model, "--quantization", quant, "--background", bkg_train]

@@ -26,6 +26,8 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-events", type=int, default=None, help="largest number of events per request")
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 64 MiB)")
+    p.add_argument("--reload-root", default=None,
+                   help="/admin/reload accepts run directories under this folder only (default: the --run's parent)")  # fmt: skip
     p.add_argument("--input-rate-khz", type=float, default=None,
                    help="with --calibration: the rate the calibration events arrive at (HLT: the L1 accept rate)")  # fmt: skip
     p.add_argument("--calibration", help="background events to recalibrate the thresholds on")
@@ -42,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
         max_delay_us=args.max_batch_delay_us, input_rate_khz=args.input_rate_khz,
         calibration=Path(args.calibration) if args.calibration else None, shadow=args.shadow,
         max_events=args.max_events, max_body_bytes=args.max_body_bytes,
+        reload_root=args.reload_root,
     )  # fmt: skip
     print(f"l1ad serve: {service.model.name} v{service.model.version} ({service.model.hash[:12]}) on "
           f"http://{args.host}:{args.port}" + (f", gRPC {args.host}:{args.grpc_port}" if args.grpc_port else ""),

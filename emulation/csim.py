@@ -17,12 +17,12 @@ import hashlib
 import logging
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from l1ad.core.files import atomic_path
 from l1ad.hls.metadata import read_metadata
 
 logger = logging.getLogger(__name__)
@@ -159,15 +159,9 @@ def build_library(projects: list[Path], build_dir: Path, jobs: int = 2) -> Path:
     for proc, cmd in running:
         _wait(proc, cmd)
     objects = [str(o) for _, o in jobs_list]
-    fd, tmp = tempfile.mkstemp(prefix=f".{lib.stem}.", suffix=".so.partial", dir=build_dir)
-    os.close(fd)
-    try:
-        link = [CXX, "-shared", "-fopenmp", *objects, "-o", tmp]
+    with atomic_path(lib, suffix=".so.partial") as tmp:
+        link = [CXX, "-shared", "-fopenmp", *objects, "-o", str(tmp)]
         _wait(subprocess.Popen(link, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), link)
-        os.replace(tmp, lib)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     for _, obj in jobs_list:
         obj.unlink(missing_ok=True)
     for stale in build_dir.glob(f"libl1ad_csim_{set_key}_*.so"):

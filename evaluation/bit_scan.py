@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,27 +38,21 @@ def _train(
     max_events: int | None,
     config: Path | None,
 ) -> Path:
-    argv = [
-        "train",
-        "--model",
-        model,
-        "--quantization",
-        quant,
-        "--background",
-        background,
-        "--out",
-        str(out),
-        "--seed",
-        str(seed),
-    ]
-    argv += ["--epochs", str(epochs)] if epochs else []
-    argv += ["--max-events", str(max_events)] if max_events else []
-    argv += ["--config", str(config)] if config else []
     model_dir = registry.model_dir(out, model, quant)
     if (model_dir / registry.META_FILE).exists():
         log.info("reusing %s", model_dir)
     else:
-        subprocess.run([sys.executable, "-m", "l1ad.cli.main", "-q", *argv], check=True)
+        # a fresh process per model: QKeras-style and native HGQ2 layers never share one
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from l1ad.models.training import train
+
+        kwargs = dict(
+            background=background, out=out, config=config, seed=seed, epochs=epochs, max_events=max_events
+        )
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(train, model, quant, **kwargs).result()
     return model_dir
 
 

@@ -283,9 +283,9 @@ def firmware_model(path: str | Path) -> tuple[Any, str | None]:
             raise ValueError(
                 f"{p}/{META_FILE}: {meta['model']} ({meta['framework']}) has no hls4ml firmware (Keras L1 models only)"
             )
-        if meta["framework"] != "keras" or not kind(meta["model"]).firmware:  # kind(): unknown model -> error
+        if not kind(meta["model"]).firmware:  # kind(): an unknown model is an error, never a fallback
             raise ValueError(
-                f"{p}/{META_FILE}: {meta['model']} ({meta['framework']}) has no hls4ml firmware (Keras L1 models only)"
+                f"{p}/{META_FILE}: {meta['model']} has no hls4ml firmware (Keras L1 models only)"
             )
         from l1ad.models.keras.score import keras_model_for_firmware
 

@@ -13,12 +13,13 @@ prints wall-clock seconds per epoch and events/s.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from l1ad.models import registry
+from l1ad.models.sidecar import read_meta
 
 
 def main() -> int:
@@ -35,8 +36,8 @@ def main() -> int:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "l1ad.cli.main", "-q", *argv], check=True)
         wall = time.perf_counter() - t0
-        model_dir = Path(out) / f"{a.model}-{a.quantization}"
-        meta = json.loads((model_dir / "meta.json").read_text())
+        model_dir = registry.model_dir(out, a.model, a.quantization)
+        meta = read_meta(model_dir)
         code = (
             "import time, sys; from l1ad.events.io import read_events; from l1ad.models.keras.score import score;"
             f"p = read_events({a.background!r}, stop={a.events}); score({str(model_dir)!r}, p[:50000]);"

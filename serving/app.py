@@ -44,7 +44,7 @@ def create_app(service: Service, grpc_port: int | None = None, grpc_host: str = 
             pass
         yield
         if grpc_server is not None:
-            grpc_server.stop(grace=2.0)
+            grpc_server.stop(grace=2.0).wait()
         service.close()
 
     app = FastAPI(title="l1ad HLT inference service", version=l1ad_version(), lifespan=lifespan)
@@ -101,7 +101,7 @@ def service_from_args(run_dir: Path, **kwargs) -> Service:
     from l1ad.serving.state import ServeConfig
 
     shadow = kwargs.pop("shadow", None)
-    limits = {k: kwargs.pop(k, None) for k in ("max_events", "max_body_bytes")}
+    limits = {k: kwargs.pop(k, None) for k in ("max_events", "max_body_bytes", "reload_root")}
     cfg = ServeConfig(run_dir=Path(run_dir), **kwargs)
     extra = {k: v for k, v in limits.items() if v is not None}
     return Service(cfg, Path(shadow) if shadow else None, **extra)

@@ -71,8 +71,12 @@ def to_particles(x: np.ndarray) -> np.ndarray:
     return p
 
 
-def events_from_json(events: Any, max_events: int = MAX_EVENTS) -> np.ndarray:
-    """The ``events`` field of a REST request -> particles (see the module docstring)."""
+def events_from_json(events: Any, max_events: int = MAX_EVENTS, strict: bool = False) -> np.ndarray:
+    """The ``events`` field of a REST request -> particles (see the module docstring).
+
+    ``strict`` checks every value's JSON type (booleans are no numbers, though numpy would take
+    them); the caller asks for it when the body holds a ``true``/``false`` token.
+    """
     if not isinstance(events, list):
         raise InputError(f"'events' must be a list of events, got {type(events).__name__}")
     if not events:
@@ -80,19 +84,24 @@ def events_from_json(events: Any, max_events: int = MAX_EVENTS) -> np.ndarray:
     if len(events) > max_events:
         raise InputError(f"{len(events)} events in one request; the limit is {max_events}", status=413)
     try:
-        x = np.asarray(events, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise InputError(_first_bad_event(events)) from None
-    if not (
-        (x.ndim == 2 and x.shape[1] == schema.N_INPUTS)
-        or (x.ndim == 3 and x.shape[1:] == (schema.N_OBJECTS, 3))
-    ):
-        raise InputError(_first_bad_event(events))
-    return to_particles(x)
+        x = np.asarray(events)  # dtype inferred: strings, objects and bools do not pass as numbers
+    except (ValueError, TypeError, OverflowError):
+        x = None
+    n_in, n_obj = schema.N_INPUTS, schema.N_OBJECTS
+    ok = x is not None and x.dtype.kind in "fiu"
+    ok = ok and ((x.ndim == 2 and x.shape[1] == n_in) or (x.ndim == 3 and x.shape[1:] == (n_obj, 3)))
+    if not ok or strict:
+        message = _first_bad_event(events)
+        if message is not None:
+            raise InputError(message)
+        if not ok:
+            raise InputError("events are not a rectangular array of numbers")
+    return to_particles(x.astype(np.float64))
 
 
-def _first_bad_event(events: list) -> str:
-    """Why ``events`` is not a numeric array: the first event with a wrong length or a non-number."""
+def _first_bad_event(events: list) -> str | None:
+    """Why ``events`` is not a numeric array: the first event with a wrong length or a non-number
+    (None when every event is a list of 57 finite numbers)."""
     for i, ev in enumerate(events):
         flat = ev
         if isinstance(ev, list) and ev and all(isinstance(o, list) for o in ev):
@@ -109,9 +118,13 @@ def _first_bad_event(events: list) -> str:
         for j, v in enumerate(flat):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 return f"event {i}, feature {j} ({_feature(j)}): {v!r} is not a number"
-            if isinstance(v, float) and not math.isfinite(v):
+            try:
+                finite = math.isfinite(float(v))
+            except OverflowError:
+                finite = False
+            if not finite:
                 return f"event {i}, feature {j} ({_feature(j)}): value {v} is not finite"
-    return "events are not a rectangular array of numbers"
+    return None
 
 
 #: OIP tensor datatypes accepted for the events tensor.
@@ -122,7 +135,7 @@ def events_from_tensor(
     shape: list[int], datatype: str, data: Any, max_events: int = MAX_EVENTS
 ) -> np.ndarray:
     """An OIP input tensor (shape, datatype, flat/nested data or raw bytes) -> particles."""
-    if datatype not in OIP_FLOAT_TYPES:
+    if not isinstance(datatype, str) or datatype not in OIP_FLOAT_TYPES:
         raise InputError(
             f"input datatype {datatype!r} not supported; use one of {sorted(OIP_FLOAT_TYPES)}", 400
         )
@@ -144,9 +157,15 @@ def events_from_tensor(
         x = np.frombuffer(data, dtype=dt).astype(np.float64)
     else:
         try:
-            x = np.asarray(data, dtype=np.float64).ravel()
-        except (ValueError, TypeError):
-            raise InputError("input data must be numbers", 400) from None
+            x = np.asarray(data)
+        except (ValueError, TypeError, OverflowError):
+            raise InputError("input data must be a (nested) list of numbers", 400) from None
+        if x.dtype.kind not in "fiu":
+            raise InputError(f"input data must be numbers (datatype {datatype}), got {x.dtype} values", 400)
+        x = x.astype(np.float64).ravel()
         if x.size != count:
             raise InputError(f"input data holds {x.size} values; shape {shape} needs {count}", 400)
-    return to_particles(x.reshape(shape))
+    try:
+        return to_particles(x.reshape(shape))
+    except InputError as exc:  # the OIP answers every malformed tensor with 400
+        raise InputError(str(exc), 400) from None

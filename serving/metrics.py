@@ -45,5 +45,7 @@ class ServiceMetrics:
         self.shadow_disagree = Gauge("l1ad_shadow_flag_disagreement_ratio",
                                      "Fraction of events whose flag differs between primary and shadow", registry=r)  # fmt: skip
         self.shadow_events = Counter("l1ad_shadow_events", "Events scored by the shadow model", registry=r)
+        self.shadow_skipped = Counter("l1ad_shadow_skipped_events", "Events the shadow skipped (backlog full)",
+                                      registry=r)  # fmt: skip
         self.reloads = Counter("l1ad_model_reloads", "Model reloads by outcome", ["outcome"], registry=r)
         self.build = Info("l1ad_build", "Served model and l1ad version", registry=r)

@@ -95,13 +95,13 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             data = list(t.contents.fp32_contents) if t.datatype == "FP32" else list(t.contents.fp64_contents)
         particles = events_from_tensor(list(t.shape), t.datatype, data, self.service.max_events)
         rate = _param(request.parameters["rate_khz"]) if "rate_khz" in request.parameters else None
-        if rate is not None and not isinstance(rate, int | float):
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
             raise InputError(f"parameter rate_khz must be a number, got {rate!r}", 400)
-        res = self.service.score_sync(particles, rate, request.model_name)
         names = [o.name for o in request.outputs] or list(OUTPUTS)
         unknown = set(names) - set(OUTPUTS)
         if unknown:
             raise InputError(f"unknown outputs {sorted(unknown)}; the model has {sorted(OUTPUTS)}", 400)
+        res = self.service.score_sync(particles, rate, request.model_name)
         arrays = {"scores": np.asarray(res.scores, "<f8"), "flags": np.asarray(res.flags, dtype=bool)}
         out = service_pb2.ModelInferResponse(model_name=m.name, model_version=str(m.version), id=request.id)
         for n in names:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from l1ad.core.versions import l1ad_version
 from l1ad.events import schema
 from l1ad.serving.inputs import InputError, events_from_tensor
+from l1ad.serving.rest import read_body
 from l1ad.serving.service import Service
 
 HEADER = "Inference-Header-Content-Length"
@@ -65,6 +66,9 @@ def parse_request(doc: dict[str, Any], binary: bytes, max_events: int) -> tuple[
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise InputError(f"the request needs exactly one input tensor {INPUT_NAME!r}", 400)
     t = inputs[0]
+    for where, value in (("request", doc.get("parameters")), ("input", t.get("parameters"))):
+        if value is not None and not isinstance(value, dict):
+            raise InputError(f"{where} 'parameters' must be an object, got {type(value).__name__}", 400)
     if t.get("name") != INPUT_NAME:
         raise InputError(f"unknown input {t.get('name')!r}; the model's input is {INPUT_NAME!r}", 400)
     size = (t.get("parameters") or {}).get("binary_data_size")
@@ -82,20 +86,36 @@ def parse_request(doc: dict[str, Any], binary: bytes, max_events: int) -> tuple[
     return particles, doc.get("parameters") or {}
 
 
-def encode_response(doc: dict[str, Any], m, scores: np.ndarray, flags: np.ndarray) -> Response:
-    requested = {
-        o.get("name"): (o.get("parameters") or {}) for o in doc.get("outputs") or [] if isinstance(o, dict)
-    }
-    unknown = set(requested) - set(OUTPUTS)
-    if unknown:
-        raise InputError(f"unknown outputs {sorted(unknown)}; the model has {sorted(OUTPUTS)}", 400)
-    names = list(requested) or list(OUTPUTS)
+def requested_outputs(doc: dict[str, Any]) -> dict[str, bool]:
+    """``{output name: binary?}`` of the request (all outputs when none is named), validated."""
+    outputs = doc.get("outputs")
+    default_binary = bool((doc.get("parameters") or {}).get("binary_data_output", False))
+    if outputs is None:
+        return dict.fromkeys(OUTPUTS, default_binary)
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
+        raise InputError("'outputs' must be a list of objects with a 'name'", 400)
+    out = {}
+    for o in outputs:
+        if o["name"] not in OUTPUTS:
+            raise InputError(f"unknown output {o['name']!r}; the model has {sorted(OUTPUTS)}", 400)
+        params = o.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise InputError(f"output {o['name']!r}: 'parameters' must be an object", 400)
+        out[o["name"]] = bool(params.get("binary_data", default_binary))
+    return out
+
+
+def encode_response(
+    doc: dict[str, Any], m, wanted: dict[str, bool], scores: np.ndarray, flags: np.ndarray
+) -> Response:
     arrays = {"scores": np.asarray(scores, "<f8"), "flags": np.asarray(flags, dtype=bool)}
     outputs, blobs = [], []
-    for n in names:
+    for n, binary in wanted.items():
         a = arrays[n]
         out: dict[str, Any] = {"name": n, "datatype": OUTPUTS[n], "shape": [len(a)]}
-        if requested.get(n, {}).get("binary_data"):
+        if binary:
             raw = a.tobytes()
             out["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
@@ -142,22 +162,24 @@ def router(service: Service) -> APIRouter:
         m = service.model_named(name)
         return {"name": m.name, "ready": True}
 
+    @r.get("/models/{name}/versions/{version}/ready")
+    def model_version_ready(name: str, version: str) -> dict[str, Any]:
+        _check_version(service, name, version)
+        return {"name": name, "ready": True}
+
     async def infer_impl(name: str, request: Request) -> Response:
         m = service.model_named(name)
-        body = await request.body()
-        if len(body) > service.max_body_bytes:
-            raise InputError(
-                f"request body of {len(body)} bytes exceeds the limit of {service.max_body_bytes}", 413
-            )
+        body = await read_body(request, service.max_body_bytes)
         doc, binary = _split_body(body, request.headers.get(HEADER))
         particles, params = parse_request(doc, binary, service.max_events)
+        wanted = requested_outputs(doc)
         rate = params.get("rate_khz")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
             raise InputError(f"parameter rate_khz must be a number, got {rate!r}", 400)
         service.threshold(m, rate)
         out = await asyncio.wrap_future(m.submit(particles))
         res = service.finish(m, particles, out[m.score_label], rate)
-        return encode_response(doc, m, res.scores, res.flags)
+        return encode_response(doc, m, wanted, res.scores, res.flags)
 
     @r.post("/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:

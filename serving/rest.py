@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,33 +15,39 @@ from l1ad.serving.inputs import InputError, events_from_json
 from l1ad.serving.service import Service
 
 
-async def read_json(request: Request, service: Service) -> Any:
-    """The request body as JSON, after the size limit; 413/400 with a message otherwise."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read up to ``limit`` bytes (413 beyond, Content-Length or not)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > service.max_body_bytes:
-        raise InputError(
-            f"request body of {declared} bytes exceeds the limit of {service.max_body_bytes}", 413
-        )
-    body = await request.body()
-    if len(body) > service.max_body_bytes:
-        raise InputError(
-            f"request body of {len(body)} bytes exceeds the limit of {service.max_body_bytes}", 413
-        )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InputError(f"request body of {declared} bytes exceeds the limit of {limit}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputError(f"request body exceeds the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, service: Service) -> tuple[Any, bytes]:
+    """``(JSON document, raw body)`` after the size limit; 413/400 with a message otherwise."""
+    body = await read_body(request, service.max_body_bytes)
     if not body:
         raise InputError("empty request body: send a JSON object", 400)
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(body), body
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"request body is not valid JSON: {exc}", 400) from None
 
 
-def _events(doc: Any, service: Service) -> np.ndarray:
+def _events(doc: Any, service: Service, body: bytes) -> np.ndarray:
     if not isinstance(doc, dict) or "events" not in doc:
         raise InputError("the request must be a JSON object with an 'events' list")
     extra = set(doc) - {"events"}
     if extra:
         raise InputError(f"unknown request fields {sorted(extra)}; only 'events' is accepted")
-    return events_from_json(doc["events"], service.max_events)
+    strict = b"true" in body or b"false" in body
+    return events_from_json(doc["events"], service.max_events, strict=strict)
 
 
 def router(service: Service) -> APIRouter:
@@ -59,7 +64,8 @@ def router(service: Service) -> APIRouter:
 
     @r.post("/api/v1/score")
     async def score(request: Request, rate_khz: float | None = None) -> dict[str, Any]:
-        particles = _events(await read_json(request, service), service)
+        doc, body = await read_json(request, service)
+        particles = _events(doc, service, body)
         model = service.model
         service.threshold(model, rate_khz)
         out = await asyncio.wrap_future(model.submit(particles))
@@ -80,7 +86,8 @@ def router(service: Service) -> APIRouter:
 
     @r.post("/api/v1/explain")
     async def explain(request: Request, rate_khz: float | None = None, top: int = 10) -> dict[str, Any]:
-        particles = _events(await read_json(request, service), service)
+        doc, body = await read_json(request, service)
+        particles = _events(doc, service, body)
         if len(particles) != 1:
             raise InputError(f"explain takes exactly one event, got {len(particles)}")
         model = service.model
@@ -105,19 +112,23 @@ def router(service: Service) -> APIRouter:
 
     @r.post("/admin/reload")
     async def reload(request: Request) -> dict[str, Any]:
-        body = await request.body()
+        body = await read_body(request, 65536)
         run_dir = None
         if body:
             try:
                 doc = json.loads(body)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise InputError(f"request body is not valid JSON: {exc}", 400) from None
-            if not isinstance(doc, dict) or set(doc) - {"run_dir"}:
-                raise InputError('reload takes {} or {"run_dir": PATH}', 400)
-            run_dir = Path(doc["run_dir"]) if doc.get("run_dir") else None
+            if (
+                not isinstance(doc, dict)
+                or set(doc) - {"run_dir"}
+                or not isinstance(doc.get("run_dir"), str | None)
+            ):
+                raise InputError('reload takes {} or {"run_dir": "PATH"}', 400)
+            run_dir = service.check_reload_dir(doc["run_dir"]) if doc.get("run_dir") else None
         try:
             m = await asyncio.to_thread(service.reload, run_dir)
-        except (FileNotFoundError, ValueError, KeyError, OSError, RuntimeError) as exc:
+        except Exception as exc:  # any failure to load leaves the old model serving
             raise InputError(
                 f"reload refused, still serving {service.model.name} v{service.model.version}: {exc}", 409
             ) from None

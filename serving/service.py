@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 #: The largest request body accepted (bytes): 65,536 events of 57 numbers as JSON fit well inside.
 MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Requests that may wait for the shadow model at once.
+SHADOW_BACKLOG = 64
 
 
 @dataclass(frozen=True)
@@ -33,17 +35,20 @@ class Scored:
 
 class Service:
     def __init__(self, cfg: ServeConfig, shadow_run: Path | None = None, max_events: int = MAX_EVENTS,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:  # fmt: skip
+                 max_body_bytes: int = MAX_BODY_BYTES, reload_root: Path | None = None) -> None:  # fmt: skip
         self.cfg = cfg
+        self.reload_root = Path(reload_root) if reload_root else Path(cfg.run_dir).resolve().parent
         self.metrics = ServiceMetrics()
-        self.holder = ModelHolder(cfg)
+        self.holder = ModelHolder(cfg, on_batch=self.metrics.batch_events.observe)
         self.shadow = Shadow(load_served(cfg, 1, shadow_run)) if shadow_run else None
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow") if self.shadow else None
+        #: at most this many requests wait for the shadow; beyond, the shadow skips them (counted)
+        self._shadow_slots = threading.BoundedSemaphore(SHADOW_BACKLOG)
         self.max_events = max_events
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
-        self._seen = 0
-        self._flagged: dict[float, int] = {}
+        self._seen: dict[tuple[str, float], int] = {}
+        self._flagged: dict[tuple[str, float], int] = {}
         self._build_info()
 
     def _build_info(self) -> None:
@@ -75,19 +80,19 @@ class Service:
         flags = thr.flags(scores, t)
         n = len(scores)
         self.metrics.events.labels(model.name).inc(n)
-        self.metrics.batch_events.observe(n)
         if t is not None:
-            key = f"{t.rate_khz:g}"
+            key, k = f"{t.rate_khz:g}", (model.name, t.rate_khz)
             self.metrics.flagged.labels(model.name, key).inc(int(flags.sum()))
             with self._lock:
-                self._seen += n
-                self._flagged[t.rate_khz] = self._flagged.get(t.rate_khz, 0) + int(flags.sum())
-                self.metrics.flag_rate.labels(model.name, key).set(
-                    self._flagged[t.rate_khz] / max(self._seen, 1)
-                )
+                self._seen[k] = self._seen.get(k, 0) + n
+                self._flagged[k] = self._flagged.get(k, 0) + int(flags.sum())
+                self.metrics.flag_rate.labels(model.name, key).set(self._flagged[k] / self._seen[k])
         if self.shadow is not None:
-            rate = None if t is None else t.rate_khz
-            self._shadow_pool.submit(self._observe, particles, scores, flags, rate)
+            if self._shadow_slots.acquire(blocking=False):
+                rate = None if t is None else t.rate_khz
+                self._shadow_pool.submit(self._observe, particles, scores, flags, rate)
+            else:
+                self.metrics.shadow_skipped.inc(n)
         return Scored(model, scores, flags, t)
 
     def _observe(self, particles, scores, flags, rate) -> None:
@@ -101,12 +106,23 @@ class Service:
                 self.metrics.shadow_disagree.set(a["flag_disagreement_ratio"])
         except Exception:  # the shadow never changes a response
             logger.exception("shadow scoring failed")
+        finally:
+            self._shadow_slots.release()
 
     def score_sync(self, particles: np.ndarray, rate_khz: float | None, name: str | None = None) -> Scored:
         """Score from a worker thread (gRPC): through the current model's batcher."""
         model = self.model_named(name) if name else self.model
         self.threshold(model, rate_khz)  # a bad rate fails before scoring
         return self.finish(model, particles, model.score(particles), rate_khz)
+
+    def check_reload_dir(self, run_dir: str) -> Path:
+        """A reload target must lie under the reload root (``--reload-root``, default: the folder
+        holding the served run): a request cannot make the server unpickle files from anywhere."""
+        path = Path(run_dir).expanduser().resolve()
+        root = self.reload_root.resolve()
+        if path != root and root not in path.parents:
+            raise InputError(f"run_dir {run_dir!r} is outside the reload root {str(root)!r}", 403)
+        return path
 
     def reload(self, run_dir: Path | None) -> ServedModel:
         try:
@@ -125,7 +141,7 @@ class Service:
         return out
 
     def close(self) -> None:
-        self.model.close()
         if self.shadow is not None:
+            self._shadow_pool.shutdown(wait=False, cancel_futures=True)
             self.shadow.served.close()
-            self._shadow_pool.shutdown(wait=False)
+        self.holder.close()

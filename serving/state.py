@@ -107,7 +107,7 @@ class ServedModel:
         self.loaded.close()
 
 
-def load_served(cfg: ServeConfig, version: int, run_dir: Path | None = None) -> ServedModel:
+def load_served(cfg: ServeConfig, version: int, run_dir: Path | None = None, on_batch=None) -> ServedModel:
     """Load, probe and describe the configured model of ``run_dir`` (default: the configured run)."""
     run_dir = Path(run_dir or cfg.run_dir)
     trained = choose_model(run_dir, cfg.model)
@@ -135,7 +135,7 @@ def load_served(cfg: ServeConfig, version: int, run_dir: Path | None = None) -> 
         loaded.close()
         raise
     batcher = Batcher(lambda p: loaded.score(p, (label,)), cfg.max_batch_events, cfg.max_delay_us,
-                      name=f"batcher-{trained.path.name}-v{version}")  # fmt: skip
+                      name=f"batcher-{trained.path.name}-v{version}", on_batch=on_batch)  # fmt: skip
     logger.info(
         "serving %s v%d (%s, score %s, hash %s)", trained.path.name, version, run_dir, label, loaded.hash[:12]
     )
@@ -147,11 +147,13 @@ class ModelHolder:
 
     GRACE_S = 30.0
 
-    def __init__(self, cfg: ServeConfig) -> None:
+    def __init__(self, cfg: ServeConfig, on_batch=None) -> None:
         self.cfg = cfg
+        self.on_batch = on_batch
         self._lock = threading.Lock()
         self._version = 1
-        self._current = load_served(cfg, self._version)
+        self._current = load_served(cfg, self._version, on_batch=on_batch)
+        self._retiring: list[tuple[threading.Timer, ServedModel]] = []
 
     @property
     def current(self) -> ServedModel:
@@ -161,11 +163,23 @@ class ModelHolder:
         """Load the configured model of ``run_dir`` (default: the current run) and swap it in; on any
         error the current model stays and the error is raised."""
         with self._lock:
-            new = load_served(self.cfg, self._version + 1, run_dir or self._current.run_dir)
+            new = load_served(self.cfg, self._version + 1, run_dir or self._current.run_dir, self.on_batch)
             old, self._current = self._current, new
             self._version += 1
-        threading.Timer(self.GRACE_S, old.close).start()  # in-flight requests finish on the old model
+            timer = threading.Timer(self.GRACE_S, old.close)  # in-flight requests finish on the old model
+            timer.daemon = True
+            self._retiring.append((timer, old))
+        timer.start()
         return new
+
+    def close(self) -> None:
+        """Close the current model and every retiring one now (server shutdown)."""
+        with self._lock:
+            retiring, self._retiring = self._retiring, []
+        for timer, old in retiring:
+            timer.cancel()
+            old.close()
+        self._current.close()
 
 
 class Shadow:
@@ -175,6 +189,7 @@ class Shadow:
         self.served = served
         self._lock = threading.Lock()
         self.n = 0
+        self.n_flags = 0
         self.disagree = 0
         self._sums = np.zeros(5)  # x, y, xx, yy, xy
 
@@ -182,26 +197,24 @@ class Shadow:
         self, particles: np.ndarray, primary: np.ndarray, primary_flags: np.ndarray, rate: float | None
     ) -> None:
         s = self.served.score(particles)
-        t = (
-            self.served.threshold(rate)
-            if rate in {x.rate_khz for x in self.served.table.thresholds}
-            else None
-        )
-        f = thr.flags(s, t)
+        rates = {x.rate_khz for x in self.served.table.thresholds}
+        t = self.served.threshold(rate) if rate in rates else None
         with self._lock:
             self.n += len(s)
-            self.disagree += int(np.sum(f != primary_flags))
+            if t is not None:  # flags are compared where both models have a threshold at the rate
+                self.n_flags += len(s)
+                self.disagree += int(np.sum(thr.flags(s, t) != primary_flags))
             x, y = np.asarray(primary, np.float64), np.asarray(s, np.float64)
             self._sums += [x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()]
 
     def agreement(self) -> dict[str, Any]:
         with self._lock:
             n, (sx, sy, sxx, syy, sxy) = self.n, self._sums
-            disagree = self.disagree
+            disagree, n_flags = self.disagree, self.n_flags
         corr = None
         if n > 1:
             vx, vy = sxx / n - (sx / n) ** 2, syy / n - (sy / n) ** 2
             if vx > 0 and vy > 0:
                 corr = float((sxy / n - sx * sy / n**2) / np.sqrt(vx * vy))
-        return {**self.served.info(), "events": n, "score_correlation": corr,
-                "flag_disagreement_ratio": disagree / n if n else None}  # fmt: skip
+        return {**self.served.info(), "events": n, "score_correlation": corr, "flag_events": n_flags,
+                "flag_disagreement_ratio": disagree / n_flags if n_flags else None}  # fmt: skip

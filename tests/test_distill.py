@@ -74,3 +74,9 @@ def test_energy_teacher_target_is_the_standardized_energy(tmp_path) -> None:
     q25, med, q75 = np.percentile(energy, [25, 50, 75])
     np.testing.assert_array_equal(values, (energy - med) / ((q75 - q25) / 1.349))
     assert constants == {"median": med, "scale": (q75 - q25) / 1.349}
+
+
+def test_the_train_command_offers_exactly_the_registry_models() -> None:
+    from l1ad.cli.train import MODELS
+
+    assert MODELS == tuple(registry.KINDS)

@@ -46,6 +46,12 @@ def test_wheel_holds_the_package_and_its_data_only(wheel: Path) -> None:
     assert "l1ad/firmware_projects/ae_compact_vu13p.yaml" in names
     assert "l1ad/firmware_projects/ae_compact_vu13p_da.yaml" in names
     assert "l1ad/models/registry.py" in names and "l1ad/core/files.py" in names
+    assert "l1ad/serving/grafana_dashboard.json" in names
+    assert {
+        "l1ad/models/keras/__init__.py",
+        "l1ad/models/keras/train.py",
+        "l1ad/models/ebm/scores.py",
+    } <= set(names)
     bad = [
         n for n in names if any(part in n.split("/") for part in ("runs", ".venv", "tests", "stale_project"))
     ]

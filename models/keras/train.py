@@ -3,7 +3,7 @@
 :func:`train_model` reads an ADC2021-layout HDF5 file, encodes it with the hardware encoding
 (:func:`l1ad.events.encoding.encode`), trains with early stopping on the validation loss (best
 weights restored), checkpoints every epoch into ``<model dir>/checkpoints`` (``resume=True``
-continues from the last one) and writes ``model.keras`` + ``meta.json`` (see :mod:`keras_io`).
+continues from the last one) and writes ``model.keras`` + ``meta.json`` (see :mod:`l1ad.models.keras.storage`).
 
 Targets: ``ae_ref``/``vae`` the masked MSE target (mask = ``schema.input_mask``: object valid bits);
 ``ae_compact`` dummy zeros (its loss is its own score output); ``student`` ``log(teacher score)``.
