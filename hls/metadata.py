@@ -103,8 +103,3 @@ def read_metadata(project_dir: str | Path) -> dict[str, Any]:
 def input_fixed_point(meta: dict[str, Any]) -> FixedPoint:
     """The firmware input type of a project (all modes) as a :class:`FixedPoint`."""
     return FixedPoint.parse(meta["input"]["cpp"])
-
-
-def output_fixed_point(meta: dict[str, Any]) -> FixedPoint:
-    """The firmware output (score) type of a project as a :class:`FixedPoint`."""
-    return FixedPoint.from_dict(meta["output"]["fixed_point"])

@@ -69,11 +69,6 @@ def kind(model: str) -> ModelKind:
     return KINDS[model]
 
 
-def names(framework: str) -> tuple[str, ...]:
-    """The model names of one framework, in registry order."""
-    return tuple(k.name for k in KINDS.values() if k.framework == framework)
-
-
 def check(model: str, quantization: str) -> ModelKind:
     """The kind of ``model`` after checking that it comes in ``quantization``."""
     k = kind(model)
@@ -150,20 +145,11 @@ def score(model: TrainedModel | str | Path, particles: np.ndarray) -> dict[str, 
         from l1ad.models.keras.score import score_in_subprocess
 
         return {model.label: np.asarray(score_in_subprocess(model.path, particles), dtype=np.float64)}
-    if model.framework == "torch":
-        from l1ad.models.ebm.scores import score as ebm_score
-
-        scores = ebm_score(model.path, particles)
-        primary = next(iter(scores))
-        return {
-            (model.label if name == primary else f"{model.label}:{name}"): np.asarray(s, np.float64)
-            for name, s in scores.items()
-        }
-    if model.framework == "sklearn":
-        from l1ad.models.baselines.iforest import MODEL_FILE, IsolationForestBaseline
-
-        return {model.label: IsolationForestBaseline.load(model.path / MODEL_FILE).score(particles)}
-    raise ValueError(f"{model.path}: a plain {model.framework} model has no l1ad score (firmware flow only)")
+    loaded = load(model)  # torch, sklearn: in this process, with LoadedModel's label definitions
+    try:
+        return loaded.score(particles)
+    finally:
+        loaded.close()
 
 
 class LoadedModel:

@@ -60,17 +60,15 @@ def score(
 
     ``variant="kl"`` (VAE only): the offline KL score instead of the deployed ``sum(mu**2)``.
     """
-    meta = keras_io.read_meta(model_dir)
-    x = encoding.encode(np.asarray(particles))
     if variant == "kl":
-        if meta["model"] != "vae":
+        if keras_io.read_meta(model_dir)["model"] != "vae":
             raise ValueError("variant='kl' exists only for the vae")
+        x = encoding.encode(np.asarray(particles))
         mu, logvar = predict(keras_io.load_model(model_dir, which="aux"), x, batch_size)
         return vae_kl_score(mu, logvar)
     if variant != "deployed":
         raise ValueError(f"unknown variant {variant!r}; use 'deployed' or 'kl'")
-    out = np.asarray(predict(keras_io.load_model(model_dir), x, batch_size))
-    return postprocess(meta["model"], out, particles)
+    return KerasScorer(model_dir, batch_size)(particles)
 
 
 def postprocess(name: str, output: np.ndarray, particles: np.ndarray) -> np.ndarray:
