@@ -42,6 +42,13 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--plot", help="write overlay histograms to this PNG")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--max-events", type=int, default=200_000, help="events read per file")
+    c.add_argument(
+        "--classifier",
+        action="store_true",
+        help="also the fixed two-sample classifier test (AUC, 200-iteration boosted trees on the 57 inputs) "
+        "and the multiplicity table with pulls; exit 1 when a multiplicity bin fails its tolerance",
+    )
+    c.add_argument("--seed", type=int, default=1, help="seed of the classifier test's split and trees")
 
     i = dsub.add_parser("inspect", help="counts, occupancy and feature ranges; exit 1 on an invalid file")
     i.add_argument("files", nargs="+")
@@ -117,19 +124,35 @@ def _validate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from l1ad.events.compare import compare, format_table, plot_comparison
     from l1ad.events.io import read_events
+    from l1ad.events.twosample import classifier_test, failing_bins, format_multiplicities, multiplicity_table
 
     a = read_events(args.a, stop=args.max_events)
     b = read_events(args.b, stop=args.max_events)
     result = compare(a, b)
+    rc = 0
+    if args.classifier:
+        result["multiplicities"] = multiplicity_table(a, b)
+        result["failing_multiplicity_bins"] = failing_bins(result["multiplicities"])
+        result["classifier"] = classifier_test(a, b, seed=args.seed)
+        rc = 1 if result["failing_multiplicity_bins"] else 0
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()
     else:
         print(format_table(result, args.a, args.b))
+        if args.classifier:
+            c = result["classifier"]
+            print("\nmultiplicities (bins holding >= 1%: |rel| <= 10% and |pull| <= 3)")
+            print(format_multiplicities(result["multiplicities"], args.a, args.b))
+            print(
+                f"\nclassifier two-sample test: AUC {c['auc']:.4f} +- {c['auc_error']:.4f} "
+                f"({c['n_per_class']} events per class, {c['n_test']} held out, {c['iterations']} iterations, "
+                f"{c['inputs']} inputs; 0.5 = indistinguishable)"
+            )
     if args.plot:
         plot_comparison(a, b, args.plot, labels=(args.a, args.b))
         log.info("wrote %s", args.plot)
-    return 0
+    return rc
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,7 +1,12 @@
 """Make the committed Pythia reference sample used by ``tests/test_generator_validation.py``.
 
-Usage: ``python scripts/make_pythia_reference.py [--out tests/data/pythia_reference] [--work DIR]
-[--workers 2] [--seed 2021] [--mpi/--no-mpi]``
+Usage: ``python scripts/make_pythia_reference.py [--set {reference,validation}] [--out DIR] [--work DIR]
+[--workers 2] [--mpi/--no-mpi]``
+
+Two committed sets: ``reference`` (``tests/data/pythia_reference``, seed 2021, used while tuning the
+fast generator) and ``validation`` (``tests/data/pythia_validation``, seed 2026, 24k events: the ADC2021
+background mixture of 20k plus 2k per signal; never used while tuning). Recreate one with e.g.
+``python scripts/make_pythia_reference.py --set validation``.
 
 Writes one ADC2021-layout file per process (``<process>.h5``, gzip) and ``reference.json`` (settings,
 counts, acceptance, events/s per process). Needs the ``pythia`` extra. The reference is generated with
@@ -29,17 +34,30 @@ REFERENCE_COUNTS = {
     "hToTauTau": 800,
     "hChToTauNu": 800,
 }
+#: The validation set: 20k background events in the ADC2021 mixture (mixture_counts(20000)) + 2k per signal.
+VALIDATION_COUNTS = {
+    "W": 11840,
+    "QCD": 6760,
+    "Z": 1340,
+    "ttbar": 60,
+    "Ato4l": 2000,
+    "leptoquark": 2000,
+    "hToTauTau": 2000,
+    "hChToTauNu": 2000,
+}
+#: set -> (counts, seed, chunk size, output folder under tests/data)
+SETS = {
+    "reference": (REFERENCE_COUNTS, 2021, 500, "pythia_reference"),
+    "validation": (VALIDATION_COUNTS, 2026, 1000, "pythia_validation"),
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", default=str(Path(__file__).resolve().parents[1] / "tests/data/pythia_reference")
-    )
-    parser.add_argument("--work", default="pythia_reference_work", help="chunk directory (resumable)")
+    parser.add_argument("--set", choices=sorted(SETS), default="reference")
+    parser.add_argument("--out", help="default: tests/data/<the set's folder>")
+    parser.add_argument("--work", help="chunk directory (resumable); default pythia_<set>_work")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=2021)
-    parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--mpi", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply all counts (quick trials)")
     args = parser.parse_args(argv)
@@ -48,18 +66,19 @@ def main(argv: list[str] | None = None) -> dict:
     from l1ad.core.files import atomic_write_text
     from l1ad.events.pythia.run import generate_processes
 
-    counts = {p: max(1, int(n * args.scale)) for p, n in REFERENCE_COUNTS.items()}
+    base, seed, chunk_size, folder = SETS[args.set]
+    counts = {p: max(1, int(n * args.scale)) for p, n in base.items()}
+    work = args.work or f"pythia_{args.set}_work"
     t0 = time.perf_counter()
-    report = generate_processes(
-        counts, args.work, args.seed, mpi=args.mpi, workers=args.workers, chunk_size=args.chunk_size
-    )
-    out = Path(args.out)
+    report = generate_processes(counts, work, seed, mpi=args.mpi, workers=args.workers, chunk_size=chunk_size)
+    out = Path(args.out or Path(__file__).resolve().parents[1] / "tests/data" / folder)
     out.mkdir(parents=True, exist_ok=True)
     for r in report.values():
-        shutil.copyfile(Path(args.work) / r["file"], out / r["file"])
+        shutil.copyfile(Path(work) / r["file"], out / r["file"])
     meta = {
         "generator": "Pythia 8.317 + l1ad.events.pythia L1 emulation",
-        "seed": args.seed,
+        "set": args.set,
+        "seed": seed,
         "mpi": args.mpi,
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "processes": report,

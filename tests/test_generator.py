@@ -83,10 +83,13 @@ def test_event_format(samples, process):
 
 
 def test_slot_occupancy(samples):
-    """W: exactly the physics multiplicities (one lepton mostly); ttbar: busier than W; Ato4l: >= 2 leptons."""
+    """W: one lepton mostly, plus non-prompt and fake ones (the Pythia reference: 80% / 17% / 2% with
+    1 / 2 / >= 3); ttbar: busier than W; Ato4l: >= 2 leptons."""
     w, tt = samples["W"], samples["ttbar"]
     n_lep_w = (w[:, schema.LEPTON_SLOTS, schema.CLASS] > 0).sum(axis=1)
-    assert np.mean(n_lep_w == 1) > 0.9
+    assert 0.7 < np.mean(n_lep_w == 1) < 0.9
+    assert 0.1 < np.mean(n_lep_w == 2) < 0.3
+    assert 0.005 < np.mean(n_lep_w >= 3) < 0.05
     occupancy = (w[:, :, schema.CLASS] > 0).mean(axis=0)
     assert occupancy[0] == 1.0
     n_jet_w, n_jet_tt = _present(w, schema.JET).sum(1), _present(tt, schema.JET).sum(1)
@@ -154,25 +157,26 @@ def test_qcd_steeply_falling_and_balanced(samples):
 
 def test_ato4l_four_lepton_mass_peak(samples):
     """A -> 4l: the 4-lepton mass of events with 4 leptons peaks at m_A = 50 GeV (median within 3 GeV,
-    80% within +-5 GeV)."""
+    70% within +-5 GeV: the rest pair a fake or non-prompt lepton from a jet with three real ones)."""
     a = samples["Ato4l"]
     four = (a[:, schema.LEPTON_SLOTS, schema.CLASS] > 0).sum(axis=1) == 4
     assert four.mean() > 0.2
     m4 = _mass(_leading_leptons(a[four], 4))
     assert abs(np.median(m4) - 50.0) < 3.0
-    assert np.mean(np.abs(m4 - 50.0) < 5.0) > 0.8
+    assert np.mean(np.abs(m4 - 50.0) < 5.0) > 0.7
 
 
 def test_tau_signal_visible_masses(samples):
-    """Tau final states: visible masses lie below the resonance mass (the neutrinos escape)."""
+    """Tau final states: visible masses lie below the resonance mass (the neutrinos escape), except
+    where a fake e/gamma or non-prompt muon from a jet takes one of the two lepton places (~10%)."""
     h = samples["hToTauTau"]
     two = (h[:, schema.LEPTON_SLOTS, schema.CLASS] > 0).sum(axis=1) >= 2
     assert two.mean() > 0.1  # both taus leptonic
     m_ll = _mass(_leading_leptons(h[two], 2))
-    assert np.percentile(m_ll, 95) < 60.0 and np.median(m_ll) < 45.0
+    assert np.percentile(m_ll, 85) < 60.0 and np.median(m_ll) < 45.0
     hc = samples["hChToTauNu"]
     mt = _mt_lead_lepton_met(hc)
-    assert np.percentile(mt, 95) < 62.0 and np.median(mt) > 30.0
+    assert np.percentile(mt, 90) < 62.0 and np.median(mt) > 30.0
     lq = samples["leptoquark"]
     has_jet = lq[:, schema.JET.first_slot, schema.CLASS] > 0
     pair = np.concatenate([_leading_leptons(lq[has_jet], 1), lq[has_jet, schema.JET.first_slot][:, None]], 1)

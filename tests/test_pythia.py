@@ -87,3 +87,20 @@ def test_cli_generate_pythia(pythia, tmp_path):
     assert meta["background_counts"] == {"W": 13, "QCD": 7, "Z": 2}
     assert count_events(out / "background_train.h5") == 10 and count_events(out / "signal_Ato4l.h5") == 3
     assert (out / "summary.json").exists()
+
+
+def test_tower_binning_equals_numpy_histogram2d():
+    """The emulation's fast 2-D binning is bin for bin ``np.histogram2d`` (edges, outside, last edge)."""
+    from l1ad.events.pythia import detector as det
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    eta = np.concatenate([rng.uniform(-5.5, 5.5, n), det._ETA_EDGES[[0, 7, -1]], [5.2, -5.01]])
+    phi = np.concatenate([rng.uniform(-np.pi, np.pi, n), det._PHI_EDGES[[0, 3, -1]], [0.0, 1.0]])
+    w = rng.exponential(2.0, len(eta))
+    ref, _, _ = np.histogram2d(eta, phi, bins=(det._ETA_EDGES, det._PHI_EDGES), weights=w)
+    np.testing.assert_array_equal(det._bin2d(eta, phi, det._ETA_EDGES, det._PHI_EDGES, w), ref)
+    rho_ref, _, _ = np.histogram2d(
+        eta, phi, bins=(det.RHO_ETA_BINS, det.RHO_PHI_BINS), range=((-4.0, 4.0), (-np.pi, np.pi)), weights=w
+    )
+    np.testing.assert_array_equal(det._bin2d(eta, phi, det._RHO_ETA_EDGES, det._RHO_PHI_EDGES, w), rho_ref)

@@ -28,6 +28,9 @@ M_TAU = 1.777
 BR_TAU_E, BR_TAU_MU = 0.1782, 0.1739
 #: hadronic tau: (cumulative fraction, x_min) for pi, rho, a1/multi-prong.
 TAU_HAD_MODES = ((0.17, 0.0), (0.57, 0.19), (1.0, 0.35))
+#: A hadronic tau whose neutral pions carry most of its visible energy is an isolated e/gamma at L1
+#: (the Pythia emulation's clusters see pi0 -> gamma gamma): this fraction of tau-jets becomes one.
+TAU_HAD_EGAMMA = 0.12
 
 _x_grid = np.linspace(0.0, 1.0, 513)
 _tau_leptonic_x = tabulated_sampler(_x_grid, (5.0 - 9.0 * _x_grid**2 + 4.0 * _x_grid**3) / 3.0)
@@ -61,6 +64,8 @@ def add_fermion(truth: Truth, rng: np.random.Generator, code: np.ndarray | int, 
         vis = frac * pt
         inv = np.where(is_tau, 1.0 - frac, 0.0)
         truth.add_nu(inv * p.px, inv * p.py)
+        pi0 = is_tau & (mode == QUARK) & (uniform(rng, n) < TAU_HAD_EGAMMA)
+        mode = np.where(pi0, E, mode)
     else:
         mode, vis = code, pt
     for kind, add in ((E, truth.add_e), (MU, truth.add_mu), (QUARK, truth.add_jet)):
@@ -77,3 +82,16 @@ def add_recoil(truth: Truth, rng: np.random.Generator, system: P4) -> None:
     n = truth.n
     y = 1.5 * (2.0 * uniform(rng, n) - 1.0) + 1.2 * normal(rng, n)
     truth.add_jet(system.pt, y, system.phi + np.pi)
+
+
+#: b -> mu X (direct and via c, PDG ~ 20%): the non-prompt muon of a b-jet; it takes a soft fraction
+#: z ~ Beta(1.5, 4) of the b momentum and the jet keeps the rest (L1 muons have no isolation).
+B_TO_MU, B_MU_Z = 0.20, (1.5, 4.0)
+
+
+def add_b_jet(truth: Truth, rng: np.random.Generator, p: P4) -> None:
+    """A b-quark jet, with its semileptonic muon (:data:`B_TO_MU`) split off along the jet axis."""
+    n = truth.n
+    z = (uniform(rng, n) < B_TO_MU) * rng.beta(*B_MU_Z, n).astype(F32)
+    truth.add_mu(z * p.pt, p.eta + F32(0.05) * normal(rng, n), p.phi + F32(0.05) * normal(rng, n))
+    truth.add_jet((1.0 - z) * p.pt, p.eta, p.phi)

@@ -6,6 +6,8 @@ Truth objects from a process generator are collected in a :class:`Truth` record 
 
 1. **Leptons** are smeared first: e/gamma ``sigma/pT = 12%/sqrt(pT) (+) 1.5%``; muons
    ``sigma/pT = 1.5% (+) 0.03% * pT`` (about 2% at 40 GeV, 5% at 150 GeV); small eta/phi smearing.
+   Prompt leptons are identified with efficiency ``EG_EFFICIENCY`` = 88% (e/gamma: the Pythia
+   emulation's 95% times its isolation and H/E losses) and ``MU_EFFICIENCY`` = 95%.
 2. **Lepton pre-filter** (``schema.LEPTON_TRIGGER_PT``): at least one e or mu in acceptance above
    23 GeV after smearing. Failing events are dropped *before* the expensive steps, which is what
    keeps the generator fast.
@@ -13,6 +15,11 @@ Truth objects from a process generator are collected in a :class:`Truth` record 
    ``pT ~ pT^-6`` above 14 GeV, flat in ``|eta| < 4.7``; about 1.7 per event end up above the 15 GeV
    jet threshold after smearing (tuned to the jet multiplicity and HT of the Pythia reference with 20
    pileup events, ``tests/data/pythia_reference``; softer deposits are part of the MET soft term).
+   **Non-prompt and fake leptons in jets**: each hard or pileup jet independently gives a muon from a
+   heavy-flavour decay with probability ``JET_MUON_PROB`` (pT fraction z ~ Beta(1.2, 4)) and an
+   e/gamma candidate (a photon or pi0 carrying most of the jet, so it is isolated) with probability
+   ``JET_EGAMMA_PROB * min(1, 20 GeV / pT)`` (z ~ Beta(2, 3)); the jet keeps the rest. Tuned to the
+   lepton multiplicities of ``tests/data/pythia_reference`` (they do not fire the pre-filter).
 4. **Jets** (hard and pileup) are smeared with ``sigma/pT = N/pT (+) S/sqrt(pT) (+) C`` (N = 4 GeV
    pileup noise, S = 1.0, C = 7%: about 25% at 20 GeV, 12% at 100 GeV).
 5. **MET** (our choice, documented): the true invisible transverse momentum (vector sum of the
@@ -59,6 +66,18 @@ MU_CONSTANT, MU_SLOPE, MU_ANGLE = 0.015, 0.0003, 0.02
 JET_NOISE, JET_STOCHASTIC, JET_CONSTANT, JET_ANGLE = 4.0, 1.0, 0.07, 0.04
 MET_SOFT_TERM = 0.5  # sigma per MET component = MET_SOFT_TERM * sqrt(sum ET)
 UE_SHAPE, UE_SCALE = 4.0, 15.0  # underlying-event sum ET ~ Gamma(4, 15 GeV), mean 60 GeV
+
+# Non-prompt and fake leptons inside jets (hard and pileup): per jet, independently,
+# a muon from a heavy-flavour decay (no L1 muon isolation: it is kept) and an e/gamma candidate (a photon
+# or pi0 that carries most of a jet, so it passes the isolation). Each takes a fraction z of the jet pT.
+JET_MUON_PROB, JET_MUON_Z = 0.03, (1.2, 4.0)  # z ~ Beta(a, b): soft, as in b/c -> mu decays
+JET_EGAMMA_PROB, JET_EGAMMA_Z = 0.08, (2.0, 3.0)
+JET_EGAMMA_PT0 = 20.0  # the e/gamma fake probability falls as PT0 / pT above PT0 (isolation)
+JET_LEPTON_SPREAD = 0.05  # eta/phi spread around the jet axis
+
+# Identification efficiency of prompt leptons (as the Pythia emulation's 95%, times the e/gamma
+# isolation and shower-shape losses of prompt electrons).
+EG_EFFICIENCY, MU_EFFICIENCY = 0.88, 0.95
 
 # Pileup soft jets.
 PILEUP_MEAN, PILEUP_MAX = 4.5, 10
@@ -180,8 +199,8 @@ def simulate(truth: Truth, rng: np.random.Generator) -> np.ndarray:
     mu_true = _stack(truth.mu, n)
     e_pt, e_eta, e_phi = _smear_egamma(rng, *e_true)
     mu_pt, mu_eta, mu_phi = _smear_muon(rng, *mu_true)
-    e_ok = _accepted(EGAMMA, e_pt, e_eta)
-    mu_ok = _accepted(MUON, mu_pt, mu_eta)
+    e_ok = _accepted(EGAMMA, e_pt, e_eta) & (rng.random(e_pt.shape, dtype=F32) < F32(EG_EFFICIENCY))
+    mu_ok = _accepted(MUON, mu_pt, mu_eta) & (rng.random(mu_pt.shape, dtype=F32) < F32(MU_EFFICIENCY))
     trig = (e_ok & (e_pt > LEPTON_TRIGGER_PT)).any(axis=1) | (mu_ok & (mu_pt > LEPTON_TRIGGER_PT)).any(axis=1)
     keep = np.flatnonzero(trig)
     k = len(keep)
@@ -196,18 +215,46 @@ def simulate(truth: Truth, rng: np.random.Generator) -> np.ndarray:
         else pu[i]
         for i in range(3)
     )
-    j_pt, j_eta, j_phi = _smear_jet(rng, j_pt_t, j_eta_t, j_phi_t)
-
     e_pt, e_eta, e_phi, e_ok = e_pt[keep], e_eta[keep], e_phi[keep], e_ok[keep]
     mu_pt, mu_eta, mu_phi, mu_ok = mu_pt[keep], mu_eta[keep], mu_phi[keep], mu_ok[keep]
+    e_true = tuple(c[keep] for c in e_true)
+    mu_true = tuple(c[keep] for c in mu_true)
+
+    # Non-prompt muons and fake e/gamma from the jets: the jet keeps the rest of its pT.
+    extra = {}
+    for name, prob, (za, zb), smear in (
+        ("mu", JET_MUON_PROB, JET_MUON_Z, _smear_muon),
+        ("e", JET_EGAMMA_PROB, JET_EGAMMA_Z, _smear_egamma),
+    ):
+        if name == "e":  # an isolated photon/pi0 that carries most of the jet gets rarer with jet pT
+            prob = F32(prob) * np.minimum(F32(1.0), F32(JET_EGAMMA_PT0) / np.maximum(j_pt_t, F32(1.0)))
+        hit = (rng.random(j_pt_t.shape, dtype=F32) < prob) & (j_pt_t > 0)
+        z = rng.beta(za, zb, j_pt_t.shape).astype(F32) * hit
+        o_pt_t = z * j_pt_t
+        o_eta_t = j_eta_t + F32(JET_LEPTON_SPREAD) * _normal(rng, j_pt_t.shape)
+        o_phi_t = wrap_phi32(j_phi_t + F32(JET_LEPTON_SPREAD) * _normal(rng, j_pt_t.shape))
+        j_pt_t = j_pt_t - o_pt_t
+        extra[name] = ((o_pt_t, o_eta_t, o_phi_t), smear(rng, o_pt_t, o_eta_t, o_phi_t))
+    j_pt, j_eta, j_phi = _smear_jet(rng, j_pt_t, j_eta_t, j_phi_t)
+    (xe_true, (xe_pt, xe_eta, xe_phi)), (xm_true, (xm_pt, xm_eta, xm_phi)) = extra["e"], extra["mu"]
+    e_true = tuple(np.concatenate([a, b], axis=1) for a, b in zip(e_true, xe_true, strict=True))
+    mu_true = tuple(np.concatenate([a, b], axis=1) for a, b in zip(mu_true, xm_true, strict=True))
+    e_pt, e_eta, e_phi = (
+        np.concatenate([a, b], axis=1) for a, b in ((e_pt, xe_pt), (e_eta, xe_eta), (e_phi, xe_phi))
+    )
+    mu_pt, mu_eta, mu_phi = (
+        np.concatenate([a, b], axis=1) for a, b in ((mu_pt, xm_pt), (mu_eta, xm_eta), (mu_phi, xm_phi))
+    )
+    e_ok = np.concatenate([e_ok, _accepted(EGAMMA, xe_pt, xe_eta)], axis=1)
+    mu_ok = np.concatenate([mu_ok, _accepted(MUON, xm_pt, xm_eta)], axis=1)
 
     # MET: neutrinos + mismeasurement of all visible objects + soft-term noise.
     mx = truth.nu_px[keep]
     my = truth.nu_py[keep]
     sum_et = rng.gamma(UE_SHAPE, UE_SCALE, k).astype(F32)
     for pt_t, pt_s, phi_t in (
-        (e_true[0][keep], e_pt, e_true[2][keep]),
-        (mu_true[0][keep], mu_pt, mu_true[2][keep]),
+        (e_true[0], e_pt, e_true[2]),
+        (mu_true[0], mu_pt, mu_true[2]),
         (j_pt_t, j_pt, j_phi_t),
     ):
         if pt_t.shape[1]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schema import LEPTON_TRIGGER_PT
-from .decays import MU, NU, QUARK, TAU, E, add_fermion, add_recoil
+from .decays import MU, NU, QUARK, TAU, E, add_b_jet, add_fermion, add_recoil
 from .detector import Truth
 from .kinematics import (
     F32,
@@ -58,8 +58,11 @@ PRESELECT_PT, PRESELECT_ETA = 0.75 * LEPTON_TRIGGER_PT, 3.2
 V_PT0, V_POWER = 8.0, 2.0  # W/Z pT spectrum
 
 QCD_PT_MIN, QCD_INDEX, QCD_EXTRA_MEAN, QCD_EXTRA_MAX = 30.0, 4.5, 1.0, 3
-QCD_FAKE_FRACTION = 0.05
+QCD_FAKE_FRACTION = 0.02
 QCD_MUON_FRACTION = 0.9  # of the heavy-flavour leptons: isolation at L1 e/gamma removes most b -> e
+#: The other b of the pair decays semileptonically too (as the Pythia sample forces): a muon in the
+#: recoiling jet half of the time (b -> e there fails the e/gamma isolation and is not kept).
+QCD_SECOND_MUON, QCD_SECOND_Z = 0.5, (1.5, 4.0)
 
 
 def w_lnu(rng: np.random.Generator, n: int) -> Truth:
@@ -108,7 +111,7 @@ def ttbar(rng: np.random.Generator, n: int) -> Truth:
     for top, m_top in zip(two_body(rng, system, m_tt, m_t1, m_t2), (m_t1, m_t2), strict=True):
         m_w = breit_wigner(rng, n, M_W, GAMMA_W, 60.0, 100.0)
         w, b = two_body(rng, top, m_top, m_w, M_B)
-        truth.add_jet(b.pt, b.eta, b.phi)
+        add_b_jet(truth, rng, b)
         f1, f2 = two_body(rng, w, m_w, 0.0, 0.0)
         c1, c2 = _w_decay_codes(rng, n)
         add_fermion(truth, rng, c1, f1)
@@ -146,7 +149,10 @@ def qcd_multijet(rng: np.random.Generator, n: int) -> Truth:
         phi = uniform(rng, n, -np.pi, np.pi)
         truth.add_jet(pt, rapidity(rng, n, 2.0, 1.2, 10.0), phi)
         sum_x, sum_y = sum_x + pt * np.cos(phi), sum_y + pt * np.sin(phi)
-    truth.add_jet(np.hypot(sum_x, sum_y), y2, np.arctan2(-sum_y, -sum_x))
+    pt2, phi2 = np.hypot(sum_x, sum_y), np.arctan2(-sum_y, -sum_x)
+    mu2 = (uniform(rng, n) < QCD_SECOND_MUON) * rng.beta(*QCD_SECOND_Z, n).astype(F32)
+    truth.add_mu(mu2 * pt2, y2 + F32(0.1) * normal(rng, n), phi2 + F32(0.1) * normal(rng, n))
+    truth.add_jet((1.0 - mu2) * pt2, y2, phi2)
 
     # Enrichment: jet 1 gives a non-isolated lepton (HF decay, with a neutrino) or a fake e/gamma.
     nu_frac = np.where(fake, 0.0, np.clip(z * uniform(rng, n, 0.4, 1.0), 0.0, np.maximum(0.9 - z, 0.0)))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decays import M_TAU, MU, NU, QUARK, TAU, E, add_fermion, add_recoil
+from .decays import M_TAU, MU, NU, TAU, E, add_b_jet, add_fermion, add_recoil
 from .detector import Truth
 from .kinematics import breit_wigner, cos_vector, resonance, two_body, uniform
 from .processes import M_B
@@ -56,7 +56,7 @@ def leptoquark(rng: np.random.Generator, n: int) -> Truth:
     m = breit_wigner(rng, n, M_LQ, 1.0, 70.0, 90.0)
     lq = resonance(rng, m, 15.0, 2.0)
     b, tau = two_body(rng, lq, m, M_B, M_TAU)
-    add_fermion(truth, rng, QUARK, b)
+    add_b_jet(truth, rng, b)
     add_fermion(truth, rng, TAU, tau)
     add_recoil(truth, rng, lq)
     return truth

@@ -89,9 +89,21 @@ def _dr(eta1, phi1, eta2, phi2) -> np.ndarray:
     return np.hypot(eta1 - eta2, dphi)
 
 
+def _bin2d(eta, phi, eta_edges, phi_edges, weights) -> np.ndarray:
+    """Weighted 2-D histogram, bin for bin what ``np.histogram2d`` gives, at a fraction of its cost."""
+    ie = np.searchsorted(eta_edges, eta, side="right") - 1
+    ip = np.searchsorted(phi_edges, phi, side="right") - 1
+    ne, nphi = len(eta_edges) - 1, len(phi_edges) - 1
+    ie[eta == eta_edges[-1]] = ne - 1  # numpy's convention: the last edge belongs to the last bin
+    ip[phi == phi_edges[-1]] = nphi - 1
+    inside = (ie >= 0) & (ie < ne) & (ip >= 0) & (ip < nphi)
+    flat = ie[inside] * nphi + ip[inside]
+    return np.bincount(flat, weights=weights[inside], minlength=ne * nphi).reshape(ne, nphi)
+
+
 def _towers(rng: np.random.Generator, pt, eta, phi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calorimeter towers ``(ET, eta, phi)`` above threshold, after the stochastic response."""
-    h, _, _ = np.histogram2d(eta, phi, bins=(_ETA_EDGES, _PHI_EDGES), weights=pt)
+    h = _bin2d(eta, phi, _ETA_EDGES, _PHI_EDGES, pt)
     ie, ip = np.nonzero(h)
     et = h[ie, ip]
     et = np.maximum(et + TOWER_STOCHASTIC * np.sqrt(et) * rng.standard_normal(len(et)), 0.0)
@@ -101,15 +113,13 @@ def _towers(rng: np.random.Generator, pt, eta, phi) -> tuple[np.ndarray, np.ndar
     return et[keep], eta_c[keep], phi_c[keep]
 
 
+_RHO_ETA_EDGES = np.linspace(-RHO_ETA_MAX, RHO_ETA_MAX, RHO_ETA_BINS + 1)
+_RHO_PHI_EDGES = np.linspace(-np.pi, np.pi, RHO_PHI_BINS + 1)
+
+
 def rho(et: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> float:
     """Median ET density (GeV per unit eta-phi area) of coarse regions in ``|eta| < RHO_ETA_MAX``."""
-    h, _, _ = np.histogram2d(
-        eta,
-        phi,
-        bins=(RHO_ETA_BINS, RHO_PHI_BINS),
-        range=((-RHO_ETA_MAX, RHO_ETA_MAX), (-np.pi, np.pi)),
-        weights=et,
-    )
+    h = _bin2d(eta, phi, _RHO_ETA_EDGES, _RHO_PHI_EDGES, et)
     area = (2 * RHO_ETA_MAX / RHO_ETA_BINS) * (2 * np.pi / RHO_PHI_BINS)
     return float(np.median(h) / area)
 
@@ -187,21 +197,20 @@ def reconstruct(
     mu = np.flatnonzero(is_mu & (pt > MUON.pt_min) & (np.abs(eta) < MUON.eta_max))
     mu = mu[rng.random(len(mu)) < MU_EFFICIENCY]
     mu_pt, mu_eta, mu_phi = smear_muon(rng, *_f32(pt[mu], eta[mu], phi[mu]))
-    mu_iso = np.array([_isolation(pt, eta, phi, eta[i], phi[i], np.array([i]), rho_iso) for i in mu])
-    mu_ok = (mu_iso < MU_ISO_MAX * np.maximum(mu_pt, 1e-3)) if len(mu) else np.zeros(0, bool)
+    mu_ok = np.ones(len(mu), bool)
+    if np.isfinite(MU_ISO_MAX):  # the L1 single-muon trigger has no isolation: skipped unless set
+        mu_iso = np.array([_isolation(pt, eta, phi, eta[i], phi[i], np.array([i]), rho_iso) for i in mu])
+        mu_ok = mu_iso < MU_ISO_MAX * np.maximum(mu_pt, 1e-3)
 
     # e/gamma.
     eg_pt, eg_eta, eg_phi, members = _egamma(pt, eta, phi, pid)
     eg_pt, eg_eta, eg_phi = smear_egamma(rng, *_f32(eg_pt, eg_eta, eg_phi))
-    eg_iso = np.array(
-        [_isolation(pt, eta, phi, eg_eta[k], eg_phi[k], members[k], rho_iso) for k in range(len(members))]
-    )
     eg_ok = (rng.random(len(eg_pt)) < EG_EFFICIENCY) & (np.abs(eg_eta) < EGAMMA.eta_max)
-    if len(eg_pt):
-        eg_ok &= eg_iso < EG_ISO_MAX * np.maximum(eg_pt, 1e-3)
-        eg_ok &= np.array(
-            [_hadronic(pt, eta, phi, pid, eg_eta[k], eg_phi[k]) for k in range(len(members))]
-        ) < (EG_H_OVER_E * eg_pt)
+    # isolation and H/E only where the cluster can be stored (a cluster below threshold never is)
+    for k in np.flatnonzero(eg_ok & (eg_pt > EGAMMA.pt_min)):
+        iso = _isolation(pt, eta, phi, eg_eta[k], eg_phi[k], members[k], rho_iso)
+        had = _hadronic(pt, eta, phi, pid, eg_eta[k], eg_phi[k])
+        eg_ok[k] = bool(iso < EG_ISO_MAX * np.maximum(eg_pt[k], 1e-3)) and bool(had < EG_H_OVER_E * eg_pt[k])
 
     lep = np.concatenate(
         [eg_pt[eg_ok & (eg_pt > LEPTON_TRIGGER_PT)], mu_pt[mu_ok & (mu_pt > LEPTON_TRIGGER_PT)]]
