@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import schema
+from .twosample import multiplicities
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +121,10 @@ def features(particles: np.ndarray) -> dict[str, np.ndarray]:
         "HT": schema.ht(p),
         "lead lepton pT": schema.leading_lepton_pt(p),
     }
+    counts = multiplicities(p)
     for t in TYPES:
         on = pres[:, t.slots]
-        out[f"n {t.name}"] = on.sum(axis=1).astype(np.float64)
+        out[f"n {t.name}"] = counts[t.name].astype(np.float64)
         for j, k in enumerate(schema.KINEMATIC_NAMES):
             out[f"{t.name} {k}"] = p[:, t.slots, j][on]
             out[f"{t.name}1 {k}"] = p[:, t.first_slot, j][on[:, 0]]

@@ -23,6 +23,9 @@ import shutil
 import time
 from pathlib import Path
 
+from l1ad.events.generator import BACKGROUND_PROCESSES, mixture_counts
+from l1ad.events.schema import SIGNAL_NAMES
+
 #: Accepted events per process in the committed reference (a few MB in total).
 REFERENCE_COUNTS = {
     "W": 2000,
@@ -34,16 +37,10 @@ REFERENCE_COUNTS = {
     "hToTauTau": 800,
     "hChToTauNu": 800,
 }
-#: The validation set: 20k background events in the ADC2021 mixture (mixture_counts(20000)) + 2k per signal.
+#: The validation set: 20k background events in the ADC2021 mixture + 2k per signal.
 VALIDATION_COUNTS = {
-    "W": 11840,
-    "QCD": 6760,
-    "Z": 1340,
-    "ttbar": 60,
-    "Ato4l": 2000,
-    "leptoquark": 2000,
-    "hToTauTau": 2000,
-    "hChToTauNu": 2000,
+    **dict(zip(BACKGROUND_PROCESSES, mixture_counts(20_000).tolist(), strict=True)),
+    **{name: 2000 for name in SIGNAL_NAMES},
 }
 #: set -> (counts, seed, chunk size, output folder under tests/data)
 SETS = {

@@ -18,6 +18,7 @@ not what a perfect model would: the remaining differences are listed in ``KNOWN_
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -133,6 +134,12 @@ def test_compare_cli_prints_json_and_plot(tmp_path, capsys):
 LEP_MIX_TOL = {2: 0.25, 3: 0.60}
 
 
+@functools.cache
+def _fast(process: str, n: int) -> np.ndarray:
+    """The fast sample of one process, generated once per size for the parametrized tests."""
+    return generate_process(process, n, SEED)
+
+
 def _mix_fraction(samples: dict[str, np.ndarray], k: int) -> tuple[float, float]:
     """P(n_lep >= k) of the ADC2021 mixture (weighted per process) and its binomial error."""
     from l1ad.events.generator import BACKGROUND_FRACTIONS, BACKGROUND_PROCESSES
@@ -156,7 +163,7 @@ def test_background_lepton_multiplicity(ref_dir, k):
     from l1ad.events.generator import BACKGROUND_PROCESSES
 
     ref = {p: read_events(ref_dir / f"{p}.h5") for p in BACKGROUND_PROCESSES}
-    fast = {p: generate_process(p, FAST_FACTOR * len(ref[p]), SEED) for p in BACKGROUND_PROCESSES}
+    fast = {p: _fast(p, FAST_FACTOR * len(ref[p])) for p in BACKGROUND_PROCESSES}
     (fa, ea), (fb, eb) = _mix_fraction(fast, k), _mix_fraction(ref, k)
     assert fb > 0.01
     assert abs(fa - fb) < LEP_MIX_TOL[k] * fb + 3 * np.hypot(ea, eb), (k, fa, ea, fb, eb)

@@ -89,9 +89,24 @@ def add_recoil(truth: Truth, rng: np.random.Generator, system: P4) -> None:
 B_TO_MU, B_MU_Z = 0.20, (1.5, 4.0)
 
 
+def add_jet_with_muon(
+    truth: Truth,
+    rng: np.random.Generator,
+    pt,
+    eta,
+    phi,
+    prob: float,
+    z_beta: tuple[float, float],
+    spread: float,
+) -> None:
+    """A jet that holds a non-prompt muon with probability ``prob``: the muon takes a fraction
+    z ~ Beta(*z_beta) of the pT, ``spread`` away from the jet axis in eta and phi; the jet keeps the rest."""
+    n = truth.n
+    z = (uniform(rng, n) < prob) * rng.beta(*z_beta, n).astype(F32)
+    truth.add_mu(z * pt, eta + F32(spread) * normal(rng, n), phi + F32(spread) * normal(rng, n))
+    truth.add_jet((1.0 - z) * pt, eta, phi)
+
+
 def add_b_jet(truth: Truth, rng: np.random.Generator, p: P4) -> None:
     """A b-quark jet, with its semileptonic muon (:data:`B_TO_MU`) split off along the jet axis."""
-    n = truth.n
-    z = (uniform(rng, n) < B_TO_MU) * rng.beta(*B_MU_Z, n).astype(F32)
-    truth.add_mu(z * p.pt, p.eta + F32(0.05) * normal(rng, n), p.phi + F32(0.05) * normal(rng, n))
-    truth.add_jet((1.0 - z) * p.pt, p.eta, p.phi)
+    add_jet_with_muon(truth, rng, p.pt, p.eta, p.phi, B_TO_MU, B_MU_Z, 0.05)

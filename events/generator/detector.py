@@ -227,6 +227,7 @@ def simulate(truth: Truth, rng: np.random.Generator) -> np.ndarray:
         ("e", JET_EGAMMA_PROB, JET_EGAMMA_Z, _smear_egamma),
     ):
         if name == "e":  # an isolated photon/pi0 that carries most of the jet gets rarer with jet pT
+            # (the jet pT here is what is left after the muon took its share, hence inside the loop)
             prob = F32(prob) * np.minimum(F32(1.0), F32(JET_EGAMMA_PT0) / np.maximum(j_pt_t, F32(1.0)))
         hit = (rng.random(j_pt_t.shape, dtype=F32) < prob) & (j_pt_t > 0)
         z = rng.beta(za, zb, j_pt_t.shape).astype(F32) * hit

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schema import LEPTON_TRIGGER_PT
-from .decays import MU, NU, QUARK, TAU, E, add_b_jet, add_fermion, add_recoil
+from .decays import MU, NU, QUARK, TAU, E, add_b_jet, add_fermion, add_jet_with_muon, add_recoil
 from .detector import Truth
 from .kinematics import (
     F32,
@@ -150,9 +150,7 @@ def qcd_multijet(rng: np.random.Generator, n: int) -> Truth:
         truth.add_jet(pt, rapidity(rng, n, 2.0, 1.2, 10.0), phi)
         sum_x, sum_y = sum_x + pt * np.cos(phi), sum_y + pt * np.sin(phi)
     pt2, phi2 = np.hypot(sum_x, sum_y), np.arctan2(-sum_y, -sum_x)
-    mu2 = (uniform(rng, n) < QCD_SECOND_MUON) * rng.beta(*QCD_SECOND_Z, n).astype(F32)
-    truth.add_mu(mu2 * pt2, y2 + F32(0.1) * normal(rng, n), phi2 + F32(0.1) * normal(rng, n))
-    truth.add_jet((1.0 - mu2) * pt2, y2, phi2)
+    add_jet_with_muon(truth, rng, pt2, y2, phi2, QCD_SECOND_MUON, QCD_SECOND_Z, 0.1)
 
     # Enrichment: jet 1 gives a non-isolated lepton (HF decay, with a neutrino) or a fake e/gamma.
     nu_frac = np.where(fake, 0.0, np.clip(z * uniform(rng, n, 0.4, 1.0), 0.0, np.maximum(0.9 - z, 0.0)))
