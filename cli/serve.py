@@ -31,6 +31,20 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-rate-khz", type=float, default=None,
                    help="with --calibration: the rate the calibration events arrive at (HLT: the L1 accept rate)")  # fmt: skip
     p.add_argument("--calibration", help="background events to recalibrate the thresholds on")
+    p.add_argument("--jobs-db", default=None,
+                   help="SQLite file of the batch jobs (default: jobs.sqlite in the folder holding --run)")  # fmt: skip
+    p.add_argument("--results-dir", default=None,
+                   help="batch job results (default: batch-results/ beside the jobs database)")  # fmt: skip
+    p.add_argument("--batch-chunk-size", type=int, default=None,
+                   help="batch jobs: events per chunk, the resumable unit (default 65536), unless the job asks")  # fmt: skip
+    p.add_argument("--drift-window", type=int, default=10_000,
+                   help="drift monitor: events per input-drift window (0: no drift monitoring)")  # fmt: skip
+    p.add_argument("--drift-alpha", type=float, default=0.01,
+                   help="drift monitor: family-wise false-alarm rate per window (Holm-corrected)")  # fmt: skip
+    p.add_argument("--flag-rate-factor", type=float, default=3.0,
+                   help="drift monitor: alert when the flag rate leaves [expected/F, F*expected]")  # fmt: skip
+    p.add_argument("--drift-reference", default=None,
+                   help="drift monitor: reference events (default: a 100k sample of the model's training rows)")  # fmt: skip
     p.add_argument("--log-level", default="warning")
 
 
@@ -38,6 +52,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from l1ad.serving.app import serve, service_from_args
+    from l1ad.serving.batch_runner import BatchConfig
 
     service = service_from_args(
         Path(args.run), model=args.model, score=args.score, max_batch_events=args.max_batch_events,
@@ -46,8 +61,29 @@ def main(args: argparse.Namespace) -> int:
         max_events=args.max_events, max_body_bytes=args.max_body_bytes,
         reload_root=args.reload_root,
     )  # fmt: skip
+    if args.drift_window > 0:
+        _enable_drift(service, args)
     print(f"l1ad serve: {service.model.name} v{service.model.version} ({service.model.hash[:12]}) on "
           f"http://{args.host}:{args.port}" + (f", gRPC {args.host}:{args.grpc_port}" if args.grpc_port else ""),
           flush=True)  # fmt: skip
-    serve(service, args.host, args.port, args.grpc_port, args.log_level)
+    chunk = {} if args.batch_chunk_size is None else {"chunk_size": args.batch_chunk_size}
+    batch = BatchConfig.beside(args.run, args.jobs_db, args.results_dir, **chunk)
+    serve(service, args.host, args.port, args.grpc_port, args.log_level, batch)
     return 0
+
+
+def _enable_drift(service, args: argparse.Namespace) -> None:
+    """Drift monitoring; without an explicit reference, a missing or changed training file turns it off."""
+    import logging
+    from pathlib import Path
+
+    from l1ad.serving.drift_monitor import DriftConfig
+
+    cfg = DriftConfig(window=args.drift_window, alpha=args.drift_alpha, flag_rate_factor=args.flag_rate_factor,
+                      reference=Path(args.drift_reference) if args.drift_reference else None)  # fmt: skip
+    try:
+        service.enable_drift(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        if args.drift_reference:
+            raise
+        logging.getLogger("l1ad.serve").warning("drift monitoring off: %s", e)

@@ -23,8 +23,6 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import average_precision_score
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +94,8 @@ def auroc(bkg: Any, sig: Any) -> float:
     """Area under the ROC curve = P(sig > bkg) + P(sig == bkg) / 2 (Mann-Whitney U, ties halved)."""
     b = as_scores(bkg, "background")
     s = as_scores(sig, "signal")
+    from scipy import stats  # imported on use: a scoring worker needs neither scipy.stats nor sklearn
+
     ranks = stats.rankdata(np.concatenate([s, b]))  # average ranks for ties
     u = ranks[: s.size].sum() - s.size * (s.size + 1) / 2.0
     return float(u / (s.size * b.size))
@@ -118,6 +118,8 @@ def auprc(bkg: Any, sig: Any) -> float:
     b = as_scores(bkg, "background")
     s = as_scores(sig, "signal")
     labels = np.concatenate([np.zeros(b.size), np.ones(s.size)])
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(labels, np.concatenate([b, s])))
 
 
@@ -251,6 +253,8 @@ def score_correlation(a: Any, b: Any) -> dict[str, float | None]:
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         logger.warning("constant score array: correlation undefined")
         return {"pearson": None, "spearman": None}
+    from scipy import stats
+
     return {
         "pearson": float(stats.pearsonr(x, y)[0]),
         "spearman": float(stats.spearmanr(x, y)[0]),

@@ -20,14 +20,20 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from l1ad.core.versions import l1ad_version
-from l1ad.serving import oip_http, rest
+from l1ad.serving import batch_routes, oip_http, rest
+from l1ad.serving.batch_runner import BatchConfig
 from l1ad.serving.inputs import InputError
 from l1ad.serving.service import Service
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(service: Service, grpc_port: int | None = None, grpc_host: str = "127.0.0.1") -> FastAPI:
+def create_app(
+    service: Service, grpc_port: int | None = None, grpc_host: str = "127.0.0.1",
+    batch: BatchConfig | None = None,
+) -> FastAPI:  # fmt: skip
+    jobs = batch_routes.setup(service, batch or BatchConfig.beside(service.cfg.run_dir))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         import asyncio
@@ -42,7 +48,9 @@ def create_app(service: Service, grpc_port: int | None = None, grpc_host: str = 
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _sighup, service))
         except (NotImplementedError, RuntimeError):  # not the main thread (tests) or no signals
             pass
+        jobs.runner.start()
         yield
+        await loop.run_in_executor(None, jobs.runner.stop)  # a running job goes back to the queue
         if grpc_server is not None:
             grpc_server.stop(grace=2.0).wait()
         service.close()
@@ -75,6 +83,7 @@ def create_app(service: Service, grpc_port: int | None = None, grpc_host: str = 
 
     app.include_router(rest.router(service))
     app.include_router(oip_http.router(service))
+    app.include_router(jobs.router)
     return app
 
 
@@ -86,12 +95,13 @@ def _sighup(service: Service) -> None:
 
 
 def serve(
-    service: Service, host: str, port: int, grpc_port: int | None = None, log_level: str = "warning"
-) -> None:
+    service: Service, host: str, port: int, grpc_port: int | None = None, log_level: str = "warning",
+    batch: BatchConfig | None = None,
+) -> None:  # fmt: skip
     """Run until interrupted."""
     import uvicorn
 
-    app = create_app(service, grpc_port, host)
+    app = create_app(service, grpc_port, host, batch)
     logger.info("l1ad serve: http://%s:%d (OIP /v2, REST /api/v1)%s", host, port,
                 f", gRPC {host}:{grpc_port}" if grpc_port is not None else "")  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

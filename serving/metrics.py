@@ -49,3 +49,21 @@ class ServiceMetrics:
                                       registry=r)  # fmt: skip
         self.reloads = Counter("l1ad_model_reloads", "Model reloads by outcome", ["outcome"], registry=r)
         self.build = Info("l1ad_build", "Served model and l1ad version", registry=r)
+        # drift monitor (l1ad.serving.drift_monitor): values of the last evaluated window
+        self.drift_features = Gauge("l1ad_drift_features_drifted",
+                                    "Input-drift tests with Holm-corrected p below alpha", registry=r)  # fmt: skip
+        self.drift_min_p = Gauge("l1ad_drift_min_corrected_p", "Smallest Holm-corrected input-drift p-value",
+                                 registry=r)  # fmt: skip
+        self.drift_alert = Gauge("l1ad_drift_alert", "1 when drift is detected (kind: input, output)", ["kind"],
+                                 registry=r)  # fmt: skip
+        self.drift_window = Gauge("l1ad_drift_window_events", "Events in the input-drift window", registry=r)
+        self.drift_evaluations = Counter("l1ad_drift_evaluations", "Drift evaluations run", registry=r)
+        self.drift_seconds = Gauge("l1ad_drift_evaluation_seconds", "CPU seconds of the last drift evaluation",
+                                   registry=r)  # fmt: skip
+        self.flag_rate_ratio = Gauge("l1ad_flag_rate_ratio", "Observed / expected flag rate in the flag-rate window",
+                                     registry=r)  # fmt: skip
+        self.flag_rate_window = Gauge(
+            "l1ad_flag_rate_window_events", "Events in the flag-rate window", registry=r
+        )
+        self.flag_rate_expected = Gauge("l1ad_flag_rate_expected_events",
+                                        "Flags expected in the flag-rate window", registry=r)  # fmt: skip

@@ -49,6 +49,7 @@ class Service:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, float], int] = {}
         self._flagged: dict[tuple[str, float], int] = {}
+        self.drift = None  # a DriftMonitor once enable_drift ran
         self._build_info()
 
     def _build_info(self) -> None:
@@ -93,7 +94,15 @@ class Service:
                 self._shadow_pool.submit(self._observe, particles, scores, flags, rate)
             else:
                 self.metrics.shadow_skipped.inc(n)
+        if self.drift is not None:  # a copy into its ring buffer; the tests run in its own thread
+            self.drift.observe(particles, scores, model)
         return Scored(model, scores, flags, t)
+
+    def enable_drift(self, cfg) -> None:
+        """Monitor input and flag-rate drift (:class:`l1ad.serving.drift_monitor.DriftConfig`) in /metrics."""
+        from l1ad.serving.drift_monitor import DriftMonitor
+
+        self.drift = DriftMonitor.for_run(cfg, Path(self.cfg.run_dir), self.cfg.model, self.metrics)
 
     def _observe(self, particles, scores, flags, rate) -> None:
         try:
@@ -141,6 +150,8 @@ class Service:
         return out
 
     def close(self) -> None:
+        if self.drift is not None:
+            self.drift.close()
         if self.shadow is not None:
             self._shadow_pool.shutdown(wait=False, cancel_futures=True)
             self.shadow.served.close()

@@ -2,8 +2,9 @@
 
 :class:`ScoringModule` maps ``(x, mask)`` (standardized (N, 57) inputs and (N, 57) float mask, see
 :func:`~l1ad.models.ebm.scores.prepare`) to ``(energy (N,), score (N, 57))`` at sigma_min; for the
-energy network the score is ``-grad_x E`` through ``torch.autograd.grad`` inside the script, so
-callers must not run it under ``torch.no_grad``/``inference_mode``. For the score network, ``energy``
+energy network the score is ``-grad_x E`` through ``torch.autograd.grad`` inside the script, which
+switches grad mode on for it (a ``torch.no_grad`` caller works; ``torch.inference_mode`` cannot be
+overridden, so callers must not use it). For the score network, ``energy``
 is the Gauss-Legendre path integral of :func:`~l1ad.models.ebm.networks.path_integral_energy`.
 
 The module is compiled with ``torch.jit.script`` (not traced: tracing does not record the autograd
@@ -49,10 +50,15 @@ class ScoringModule(nn.Module):
         return out.squeeze(1) if self.is_energy else out * mask
 
     def _energy_and_score(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # grad mode must be on (the default): TorchScript has no torch.enable_grad
+        # TorchScript has no torch.enable_grad: switch grad mode on with the aten op (a caller's
+        # no_grad, e.g. the NoGradGuard Triton's PyTorch backend always sets, then still gets the
+        # gradient) and restore it. torch.inference_mode cannot be overridden: callers must not use it.
+        grad_was_enabled = torch.is_grad_enabled()
+        torch.ops.aten.set_grad_enabled(True)
         xg = x.detach().requires_grad_(True)
         energy = self._net(xg, mask)
         grads = torch.autograd.grad([energy.sum()], [xg])
+        torch.ops.aten.set_grad_enabled(grad_was_enabled)
         grad = grads[0]
         assert grad is not None
         return energy.detach(), -grad.detach()

@@ -50,8 +50,18 @@ class LoadedEBM:
     net: nn.Module
     config: EBMConfig
     standardizer: Standardizer
-    gmm: dict[str, Any] | None = None
+    #: the fitted mixture of the multiscale score, or its ``gmm.pkl``, unpickled on first use (a scorer
+    #: of the energy alone never imports sklearn: ~120 MiB less in every Dask worker)
+    gmm_source: dict[str, Any] | Path | None = field(default=None, repr=False)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gmm(self) -> dict[str, Any] | None:
+        """The fitted GaussianMixture of the multiscale score (None when the model has none)."""
+        if isinstance(self.gmm_source, Path):
+            with open(self.gmm_source, "rb") as fh:
+                self.gmm_source = pickle.load(fh)  # noqa: S301 - our own artifact
+        return self.gmm_source
 
     @property
     def sigmas(self) -> np.ndarray:
@@ -100,12 +110,9 @@ def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
     net = build_network(meta["model"], config)
     net.load_state_dict(torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True))
     net.eval()
-    gmm = None
-    if (model_dir / GMM_FILE).exists():
-        with open(model_dir / GMM_FILE, "rb") as fh:
-            gmm = pickle.load(fh)  # noqa: S301 - our own artifact
+    gmm_file = model_dir / GMM_FILE if (model_dir / GMM_FILE).exists() else None
     std = Standardizer.load(model_dir / STANDARDIZER_FILE)
-    return LoadedEBM(meta["model"], net, config, std, gmm, meta)
+    return LoadedEBM(meta["model"], net, config, std, gmm_file, meta)
 
 
 def _energy(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:

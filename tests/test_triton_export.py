@@ -1,0 +1,247 @@
+"""``l1ad export triton``: the Triton model repository of a run's energy models.
+
+The configs parse as Triton's ``ModelConfig``; the TorchScript files, loaded back and run as Triton's
+PyTorch backend runs them (``NoGradGuard``, graph optimization off), give the registry's scores bit for
+bit on raw events (``multiscale_gmm``: the features bitwise, the float64 GMM density within
+``GMM_RTOL``); the ONNX files agree with the eager module within the stated tolerance; the score built
+on ``grad_x E`` is TorchScript only; the CLI writes the layout and fails clearly without torch models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_particles
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from l1ad.cli.main import main as cli_main
+from l1ad.events import schema
+from l1ad.models import registry
+from l1ad.models.baselines.train import train_iforest
+from l1ad.models.ebm.scores import batched_raw_scores, load_model
+from l1ad.models.ebm.toydata import write_toy_h5
+from l1ad.models.ebm.train import train_model
+from l1ad.serving import onnx_export
+from l1ad.serving.inputs import to_particles
+from l1ad.serving.raw_scoring import GMM_ATOL, GMM_RTOL, RawEventScore
+from l1ad.serving.triton_export import export_repository
+
+TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
+        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
+MAX_BATCH, DELAY_US = 512, 250
+#: Triton model -> (registry model label, score label): the naming the issue asks for.
+TORCHSCRIPT = {
+    "ebm-float": ("ebm/float", "ebm/float"),
+    "ebm-float-score_norm": ("ebm/float", "ebm/float:score_norm"),
+    "ebm-float-multiscale_gmm": ("ebm/float", "ebm/float:multiscale_gmm"),
+    "score-float": ("score/float", "score/float"),
+    "score-float-score_norm": ("score/float", "score/float:score_norm"),
+    "score-float-multiscale_gmm": ("score/float", "score/float:multiscale_gmm"),
+}
+GRADIENT = {"ebm-float-score_norm"}  # the energy network's score norm is built on grad_x E
+ONNX = {f"{name}-onnx": v for name, v in TORCHSCRIPT.items() if name not in GRADIENT}
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> dict:
+    """A run with both energy models and an IsolationForest, exported with ONNX variants."""
+    root = tmp_path_factory.mktemp("triton")
+    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
+    run = root / "run"
+    for kind in ("ebm", "score"):
+        train_model(kind, bkg, run, config=TINY, seed=0)
+    train_iforest(bkg, run, seed=0)
+    repo = root / "repo"
+    summary = export_repository(run, repo, max_batch_size=MAX_BATCH, max_queue_delay_us=DELAY_US)
+    return {"run": run, "repo": repo, "summary": summary, "bkg": bkg, "root": root}
+
+
+def _events(n: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
+    particles = make_particles(n, seed=seed)
+    return particles, torch.from_numpy(schema.kinematics(particles))
+
+
+def _run_as_triton(path: Path, kin: torch.Tensor) -> np.ndarray:
+    """The TorchScript file run as Triton's PyTorch backend runs it (NoGradGuard, optimization off)."""
+    module = torch.jit.load(str(path))
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        first = module(kin)
+        second = module(kin)  # after the profiling run
+    assert first.dtype == torch.float64 and first.shape == (len(kin), 1)
+    np.testing.assert_array_equal(second.numpy(), first.numpy())
+    return first.numpy()[:, 0]
+
+
+def _config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
+    return text_format.Parse((repo / name / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
+def test_repository_layout(export) -> None:
+    repo = export["repo"]
+    models = {p.name for p in repo.iterdir() if p.is_dir()}
+    assert models == set(TORCHSCRIPT) | set(ONNX)  # no -onnx for the gradient score, no iforest
+    for name in TORCHSCRIPT:
+        assert (repo / name / "1" / "model.pt").is_file() and (repo / name / "metadata.json").is_file()
+    for name in ONNX:
+        assert (repo / name / "1" / "model.onnx").is_file()
+        assert not list((repo / name / "1").glob("*.data"))  # weights inside the one file
+    (skipped,) = export["summary"]["skipped"]
+    assert skipped["model"] == "iforest" and "TorchScript" in skipped["reason"]
+    assert "iforest" in (repo / "README.md").read_text()
+    assert json.loads((repo / "export.json").read_text()) == export["summary"]
+
+
+@pytest.mark.parametrize("name", sorted(set(TORCHSCRIPT) | set(ONNX)))
+def test_config_parses_as_triton_model_config(export, name) -> None:
+    repo, onnx = export["repo"], name.endswith("-onnx")
+    cfg = _config(repo, name)
+    meta = json.loads((repo / name / "metadata.json").read_text())
+    label, score_label = (ONNX if onnx else TORCHSCRIPT)[name]
+    assert cfg.name == name == meta["triton_model"]
+    assert cfg.platform == ("onnxruntime_onnx" if onnx else "pytorch_libtorch")
+    assert cfg.max_batch_size == MAX_BATCH
+    (inp,) = cfg.input
+    (out,) = cfg.output
+    assert (inp.name, inp.data_type, list(inp.dims)) == ("INPUT__0", model_config_pb2.TYPE_FP32, [57])
+    assert (out.name, out.data_type, list(out.dims)) == ("OUTPUT__0", model_config_pb2.TYPE_FP64, [1])
+    assert cfg.HasField("dynamic_batching")
+    assert cfg.dynamic_batching.max_queue_delay_microseconds == DELAY_US
+    assert [g.kind for g in cfg.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    gradient = name in GRADIENT
+    assert ("INFERENCE_MODE" in params) == gradient and meta["needs_input_gradient"] == gradient
+    if gradient:
+        assert params["INFERENCE_MODE"] == "false"
+    assert params.get("DISABLE_OPTIMIZED_EXECUTION") == (None if onnx else "true")
+    trained = registry.find(export["run"], label)
+    assert params["l1ad_model_hash"] == meta["model_hash"] == registry.model_hash(trained.path)
+    assert params["l1ad_score_label"] == meta["score_label"] == score_label
+    assert meta["input"]["features"] == schema.flat_feature_names()
+
+
+@pytest.mark.parametrize("name", sorted(TORCHSCRIPT))
+def test_torchscript_equals_registry_scores(export, name) -> None:
+    label, score_label = TORCHSCRIPT[name]
+    particles, kin = _events(300, seed=11)  # other events than the export's own check
+    got = _run_as_triton(export["repo"] / name / "1" / "model.pt", kin)
+    service_input = to_particles(kin.numpy())  # what l1ad serve makes of the same (N, 57) request
+    np.testing.assert_array_equal(service_input, particles)
+    want = registry.score(registry.find(export["run"], label), service_input)[score_label]
+    score = score_label.partition(":")[2] or "energy"
+    with torch.no_grad():
+        eager = RawEventScore(load_model(registry.find(export["run"], label).path), score)(kin).numpy()[:, 0]
+    np.testing.assert_array_equal(got, eager)
+    if score == "multiscale_gmm":  # the GMM density on torch's float64 kernels, not numpy's
+        np.testing.assert_allclose(got, want, rtol=GMM_RTOL, atol=GMM_ATOL)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("label", ["ebm/float", "score/float"])
+def test_gmm_features_are_bitwise_the_registry_features(export, label) -> None:
+    particles, kin = _events(300, seed=13)
+    model = load_model(registry.find(export["run"], label).path)
+    module = RawEventScore(model, "multiscale_gmm")
+    with torch.no_grad():
+        x, mask = module.inputs(kin)
+        feats = torch.stack(module.features(x, mask), dim=1).numpy()
+    np.testing.assert_array_equal(feats, batched_raw_scores(model, particles)["features"])
+
+
+def test_score_norm_mean_order_matches_numpy(export) -> None:
+    """``score_norm`` over 3 levels: summed left to right as numpy's mean does (bitwise)."""
+    run = export["root"] / "k3"
+    train_model("ebm", export["bkg"], run, config={**TINY, "score_norm_levels": 3}, seed=1)
+    particles, kin = _events(500, seed=14)
+    want = registry.score(registry.find(run, "ebm/float"), particles)["ebm/float:score_norm"]
+    with torch.no_grad():
+        got = RawEventScore(load_model(run / "ebm-float"), "score_norm")(kin).numpy()[:, 0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gradient_score_needs_inference_mode_off(export) -> None:
+    """Why the config sets INFERENCE_MODE false: under InferenceMode autograd cannot run at all."""
+    module = torch.jit.load(str(export["repo"] / "ebm-float-score_norm" / "1" / "model.pt"))
+    _, kin = _events(20, seed=15)
+    with torch.inference_mode(), pytest.raises(RuntimeError):
+        module(kin)
+
+
+def test_gradient_score_is_torchscript_only(export) -> None:
+    repo = export["repo"]
+    meta = json.loads((repo / "ebm-float-score_norm" / "metadata.json").read_text())
+    assert meta["onnx"].startswith("not exported") and "grad_x E" in meta["onnx"]
+    assert not (repo / "ebm-float-score_norm-onnx").exists()
+    (row,) = [r for r in export["summary"]["models"] if r["triton_model"] == "ebm-float-score_norm"]
+    assert row["needs_input_gradient"] and "not exported" in row["onnx"]
+    others = [r for r in export["summary"]["models"] if r["triton_model"] in TORCHSCRIPT and r not in [row]]
+    assert all(not r["needs_input_gradient"] and r["onnx"].endswith("-onnx") for r in others)
+
+
+@pytest.mark.parametrize("name", sorted(ONNX))
+def test_onnx_within_tolerance_of_eager(export, name) -> None:
+    label, score_label = ONNX[name]
+    _, kin = _events(300, seed=16)
+    path = export["repo"] / name / "1" / "model.onnx"
+    got = onnx_export.run_onnx(path, kin.numpy())
+    assert got.dtype == np.float64 and got.shape == (300, 1)
+    score = score_label.partition(":")[2] or "energy"
+    with torch.no_grad():
+        eager = RawEventScore(load_model(registry.find(export["run"], label).path), score)(kin).numpy()
+    scale = np.max(np.abs(eager))
+    np.testing.assert_allclose(got, eager, rtol=onnx_export.RTOL, atol=onnx_export.ATOL_SCALE * scale)
+    assert onnx_export.compare(got, eager)["within_tolerance"]
+    one = onnx_export.run_onnx(path, kin.numpy()[:1])  # the batch axis is dynamic
+    np.testing.assert_allclose(one, eager[:1], rtol=onnx_export.RTOL, atol=onnx_export.ATOL_SCALE * scale)
+
+
+@pytest.mark.parametrize("name", ["ebm-float", "ebm-float-score_norm", "score-float"])
+def test_torchscript_batch_of_one_max_batch_and_zero_events(export, name) -> None:
+    label, score_label = TORCHSCRIPT[name]
+    particles, kin = _events(MAX_BATCH, seed=17)
+    full = _run_as_triton(export["repo"] / name / "1" / "model.pt", kin)
+    np.testing.assert_array_equal(
+        full, registry.score(registry.find(export["run"], label), particles)[score_label]
+    )
+    singles = np.concatenate(
+        [_run_as_triton(export["repo"] / name / "1" / "model.pt", kin[i : i + 1]) for i in range(3)]
+    )
+    np.testing.assert_array_equal(singles, full[:3])  # an event's score does not depend on its batch
+    zeros = _run_as_triton(export["repo"] / name / "1" / "model.pt", torch.zeros(5, 57))
+    assert np.all(np.isfinite(zeros))  # zero-padded rows a client may send: finite, not an error
+
+
+def test_compare_rejects_a_wrong_onnx_model(export, tmp_path, monkeypatch) -> None:
+    """A failed ONNX check raises and leaves no model directory behind."""
+    monkeypatch.setattr(onnx_export, "run_onnx", lambda path, events: np.zeros((len(events), 1)))
+    with pytest.raises(RuntimeError, match="beyond the tolerance"):
+        export_repository(export["run"], tmp_path / "repo", models=["ebm/float:energy"])
+    assert (tmp_path / "repo" / "ebm-float" / "1" / "model.pt").is_file()  # the TorchScript one passed
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["ebm-float"]  # no -onnx, no .partial
+
+
+def test_cli_writes_the_layout(export, tmp_path, capsys) -> None:
+    out = tmp_path / "repo"
+    rc = cli_main(["export", "triton", str(export["run"]), "--out", str(out), "--model", "ebm/float:score_norm",
+                   "score-float:energy", "--no-onnx", "--max-batch-size", "64"])  # fmt: skip
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ebm-float-score_norm", "score-float"]
+    assert _config(out, "score-float").max_batch_size == 64
+    text = capsys.readouterr().out
+    assert "ebm-float-score_norm" in text and "INFERENCE_MODE false" in text and "bitwise" in text
+
+
+@pytest.mark.allow_error_logs
+def test_cli_without_torch_models_fails_clearly(export, tmp_path, caplog) -> None:
+    run = tmp_path / "run"
+    train_iforest(export["bkg"], run, seed=0)
+    assert cli_main(["export", "triton", str(run), "--out", str(tmp_path / "repo")]) == 2
+    assert "no full-precision torch model" in caplog.text and "IsolationForest" in caplog.text
+    assert cli_main(["export", "triton", str(tmp_path / "empty"), "--out", str(tmp_path / "repo")]) == 2
+    assert "no trained models" in caplog.text
+    assert not (tmp_path / "repo").exists()
