@@ -42,7 +42,11 @@ def triton(args: argparse.Namespace) -> int:
     for row in summary["models"]:
         check = row["check"]
         if row["platform"] == "onnxruntime_onnx":
-            got = f"vs eager max abs diff {check['max_abs_diff']:.2g} (max rel {check['max_rel_diff']:.2g})"
+            near = sum(r["near_threshold"] for r in check["flags"])
+            got = (
+                f"vs eager max abs diff {check['max_abs_diff']:.2g} ({check['max_diff_over_tolerance']:.2g} "
+                f"of tolerance), flags agree at {len(check['flags'])} thresholds ({near} near)"
+            )
         else:
             got = (
                 "== registry bitwise"

@@ -30,9 +30,9 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="LocalCluster: worker processes (default 2)")
     p.add_argument("--threads-per-worker", type=int, default=1, help="LocalCluster: task threads per worker")
     p.add_argument("--memory-limit", default="2GiB",
-                   help="LocalCluster: memory per worker (default 2GiB). A worker with the energy model "
-                   "holds ~0.4 GiB RSS once loaded, ~0.6 GiB while scoring 131072-event partitions; "
-                   "512MiB is too little (dask pauses it at 80%%, kills it at 95%%)")  # fmt: skip
+                   help="LocalCluster: memory per worker (default 2GiB). A worker with the energy model holds "
+                   "~0.31 GiB RSS once loaded; 512MiB works with --chunk-size 32768 (peak ~0.42 GiB; workers "
+                   "pause at 90%%, are restarted at 95%%)")  # fmt: skip
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--max-in-flight", type=int, default=None,
                    help="most tasks submitted at once (default: two per worker thread)")  # fmt: skip

@@ -32,17 +32,24 @@ def add_args(sub: argparse._SubParsersAction) -> None:
                    help="with --calibration: the rate the calibration events arrive at (HLT: the L1 accept rate)")  # fmt: skip
     p.add_argument("--calibration", help="background events to recalibrate the thresholds on")
     p.add_argument("--jobs-db", default=None,
-                   help="SQLite file of the batch jobs (default: jobs.sqlite in the folder holding --run)")  # fmt: skip
+                   help="SQLite file of the batch jobs, on a local disk of this host (default: jobs.sqlite in the "
+                        "folder holding --run; if that cannot be created batch jobs are off, their routes 503)")  # fmt: skip
     p.add_argument("--results-dir", default=None,
                    help="batch job results (default: batch-results/ beside the jobs database)")  # fmt: skip
     p.add_argument("--batch-chunk-size", type=int, default=None,
                    help="batch jobs: events per chunk, the resumable unit (default 65536), unless the job asks")  # fmt: skip
+    p.add_argument("--batch-root", default=None,
+                   help="batch jobs read local event files under this folder only (default: the reload root)")  # fmt: skip
+    p.add_argument("--batch-url-schemes", default="",
+                   help="batch jobs may read fsspec URLs of these schemes, e.g. s3,gs,file (default: none)")  # fmt: skip
+    p.add_argument("--batch-max-queued", type=int, default=1000,
+                   help="batch jobs: submissions beyond this many queued jobs are refused (HTTP 429)")  # fmt: skip
     p.add_argument("--drift-window", type=int, default=10_000,
                    help="drift monitor: events per input-drift window (0: no drift monitoring)")  # fmt: skip
     p.add_argument("--drift-alpha", type=float, default=0.01,
-                   help="drift monitor: family-wise false-alarm rate per window (Holm-corrected)")  # fmt: skip
+                   help="drift monitor: false-alarm rate per evaluation of each alert (input: Holm; output: flag rate)")  # fmt: skip
     p.add_argument("--flag-rate-factor", type=float, default=3.0,
-                   help="drift monitor: alert when the flag rate leaves [expected/F, F*expected]")  # fmt: skip
+                   help="drift monitor: alert when the flag rate leaves [calibrated/F, F*calibrated] significantly")  # fmt: skip
     p.add_argument("--drift-reference", default=None,
                    help="drift monitor: reference events (default: a 100k sample of the model's training rows)")  # fmt: skip
     p.add_argument("--log-level", default="warning")
@@ -53,7 +60,11 @@ def main(args: argparse.Namespace) -> int:
 
     from l1ad.serving.app import serve, service_from_args
     from l1ad.serving.batch_runner import BatchConfig
+    from l1ad.serving.jobs import JobStoreError
 
+    chunk = {} if args.batch_chunk_size is None else {"chunk_size": args.batch_chunk_size}
+    batch = BatchConfig.beside(args.run, args.jobs_db, args.results_dir, **chunk, max_queued=args.batch_max_queued,
+                               root=args.batch_root, url_schemes=tuple(args.batch_url_schemes.split(",")))  # fmt: skip
     service = service_from_args(
         Path(args.run), model=args.model, score=args.score, max_batch_events=args.max_batch_events,
         max_delay_us=args.max_batch_delay_us, input_rate_khz=args.input_rate_khz,
@@ -66,9 +77,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"l1ad serve: {service.model.name} v{service.model.version} ({service.model.hash[:12]}) on "
           f"http://{args.host}:{args.port}" + (f", gRPC {args.host}:{args.grpc_port}" if args.grpc_port else ""),
           flush=True)  # fmt: skip
-    chunk = {} if args.batch_chunk_size is None else {"chunk_size": args.batch_chunk_size}
-    batch = BatchConfig.beside(args.run, args.jobs_db, args.results_dir, **chunk)
-    serve(service, args.host, args.port, args.grpc_port, args.log_level, batch)
+    try:
+        serve(service, args.host, args.port, args.grpc_port, args.log_level, batch)
+    except JobStoreError:  # an explicit --jobs-db that cannot be opened: l1ad prints it, exit 2
+        service.close()
+        raise
     return 0
 
 

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK = 200_000
 
 
-def _open(path: str | Path) -> h5py.File:
+def open_h5(path: str | Path) -> h5py.File:
+    """An event file opened for reading (EventFileError naming it when missing or not HDF5)."""
     path = Path(path)
     if not path.exists():
         raise EventFileError(f"{path}: no such file")
@@ -35,7 +36,8 @@ def _open(path: str | Path) -> h5py.File:
         raise EventFileError(f"{path}: not a readable HDF5 file ({e})") from e
 
 
-def _particles(f: h5py.File, path: str | Path) -> h5py.Dataset:
+def particles_dataset(f: h5py.File, path: str | Path) -> h5py.Dataset:
+    """The checked ``Particles`` dataset of an open file (EventFileError naming what is wrong)."""
     if schema.DATASET_PARTICLES not in f:
         raise EventFileError(
             f"{path}: missing dataset '{schema.DATASET_PARTICLES}' (found: {sorted(f.keys())})"
@@ -50,8 +52,8 @@ def _particles(f: h5py.File, path: str | Path) -> h5py.Dataset:
 
 
 def count_events(path: str | Path) -> int:
-    with _open(path) as f:
-        return int(_particles(f, path).shape[0])
+    with open_h5(path) as f:
+        return int(particles_dataset(f, path).shape[0])
 
 
 def iter_chunks(
@@ -63,8 +65,8 @@ def iter_chunks(
     stop: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_row, particles)`` blocks of at most ``chunk_size`` events as float32."""
-    with _open(path) as f:
-        ds = _particles(f, path)
+    with open_h5(path) as f:
+        ds = particles_dataset(f, path)
         stop = ds.shape[0] if stop is None else min(stop, ds.shape[0])
         for lo in range(start, stop, chunk_size):
             block = np.asarray(ds[lo : min(lo + chunk_size, stop)], dtype=np.float32)

@@ -42,8 +42,12 @@ class Problem:
     slot: int
     message: str
 
-    def describe(self, source: str, dataset: str = schema.DATASET_PARTICLES) -> str:
+    def describe(self, source: str, dataset: str | None = schema.DATASET_PARTICLES) -> str:
+        """``dataset=None``: a columnar file (Parquet), named by the slot's columns instead."""
         slot_name = schema.slot_names()[self.slot]
+        if dataset is None:
+            cols = "/".join(schema.flat_feature_names()[3 * self.slot : 3 * self.slot + 3])
+            return f"{source}: row {self.row} slot {self.slot} ({slot_name}, columns {cols}): {self.message}"
         return f"{source}: dataset '{dataset}' row {self.row} slot {self.slot} ({slot_name}): {self.message}"
 
 
@@ -102,8 +106,14 @@ def first_problems(particles: np.ndarray, row_offset: int = 0, limit: int = 5) -
     return found[:limit]
 
 
-def validate(particles: np.ndarray, source: str = "<array>", row_offset: int = 0) -> None:
-    """Raise :class:`EventFileError` naming the first offending row, with counts per rule."""
+def validate(
+    particles: np.ndarray,
+    source: str = "<array>",
+    row_offset: int = 0,
+    dataset: str | None = schema.DATASET_PARTICLES,
+) -> None:
+    """Raise :class:`EventFileError` naming the first offending row, with counts per rule
+    (``dataset=None``: the source is columnar and the message names the slot's columns)."""
     check_shape(particles.shape, source)
     masks = find_problems(particles)
     bad = {rule: int(m.sum()) for rule, m in masks.items() if m.any()}
@@ -111,7 +121,7 @@ def validate(particles: np.ndarray, source: str = "<array>", row_offset: int = 0
         first = first_problems(particles, row_offset, limit=1)[0]
         counts = ", ".join(f"{rule}: {n}" for rule, n in bad.items())
         raise EventFileError(
-            f"{first.describe(source)} [invalid rows in this block by rule: {counts}; "
+            f"{first.describe(source, dataset)} [invalid rows in this block by rule: {counts}; "
             "use `l1ad data validate --repair` or `--drop-invalid` to clean the file]"
         )
 

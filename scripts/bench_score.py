@@ -15,7 +15,7 @@ random mantissas, so that gzip cannot shrink the file much; they are written wit
 :class:`~l1ad.events.io.EventWriter` into a temporary folder that is deleted at the end.
 Without ``--run`` a tiny toy energy model is trained there first (as tests/test_serving.py does).
 
-    .venv/bin/python scripts/bench_score.py [--run runs/default] [--big-gib 2] [--speed-events 1000000]
+    .venv/bin/python scripts/bench_score.py [--run runs/default] [--big-gib 2] [--memory-limit 512MiB] [--big-chunk 32768]
 """
 
 from __future__ import annotations
@@ -126,10 +126,34 @@ class Sampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def score_cli(run: Path, path: Path, out: Path, workers: int, limit: str, sample: bool = False) -> dict:
+def batch_job(run: Path, path: Path, tmp: Path) -> float:
+    """Events/s of one durable batch job (SQLite store, :class:`BatchRunner`, 65536-event chunks) over
+    ``path``: claim, read, score, part files, SQLite progress, the final concatenation."""
+    from l1ad.serving.batch_runner import BatchRunner
+    from l1ad.serving.jobs import JobStore, ModelRef
+    from l1ad.serving.offline import OfflineScorer, ScorerSpec
+
+    scorer = OfflineScorer(ScorerSpec(str(run)))
+    meta = scorer.metadata()
+    scorer.close()
+    store = JobStore(tmp / "jobs.sqlite")
+    ref = ModelRef(str(run.resolve()), meta["model"], meta["model_hash"], meta["score"], meta["rate_khz"],
+                   meta["threshold"])  # fmt: skip
+    job = store.submit(str(path.resolve()), 65_536, ref)
+    t0 = time.perf_counter()
+    done = BatchRunner(store, tmp / "batch-results").run_once()
+    elapsed = time.perf_counter() - t0
+    if done is None or store.get(job.id).state != "succeeded":
+        raise RuntimeError(f"the batch job did not succeed: {store.get(job.id)}")
+    return store.get(job.id).events_done / elapsed
+
+
+def score_cli(run: Path, path: Path, out: Path, workers: int, limit: str, sample: bool = False,
+              chunk: int = CHUNK) -> dict:  # fmt: skip
     """Run ``l1ad score`` as a subprocess; its manifest, wall time, RSS samples and stderr."""
     cmd = [sys.executable, "-m", "l1ad.cli.main", "score", str(path), "--out", str(out), "--run", str(run),
-           "--workers", str(workers), "--threads-per-worker", "1", "--memory-limit", limit]  # fmt: skip
+           "--workers", str(workers), "--threads-per-worker", "1", "--memory-limit", limit,
+           "--chunk-size", str(chunk)]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = Sampler(proc.pid) if sample else None
@@ -150,10 +174,9 @@ def main() -> int:
     ap.add_argument("--run", help="run directory (default: train a tiny toy energy model)")
     ap.add_argument("--big-gib", type=float, default=2.0, help="size on disk of the memory test's input")
     ap.add_argument("--speed-events", type=int, default=1_000_000)
-    ap.add_argument("--memory-limit", default="1GiB", help="per worker, for the memory test")
-    ap.add_argument(
-        "--tight-limit", default="512MiB", help="also try the speed file at this limit ('' skips)"
-    )
+    ap.add_argument("--memory-limit", default="512MiB", help="per worker, for the memory test")
+    ap.add_argument("--big-chunk", type=int, default=32_768, help="events per partition in the memory test")
+    ap.add_argument("--tight-limit", default="", help="also try the speed file at this limit ('': skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="parent of the temporary folder (default: the system's)")
     args = ap.parse_args()
@@ -191,6 +214,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> int:
         print(f"l1ad score --workers {n}: {m['events_per_s']:,.0f} events/s while scoring "
               f"({m['seconds']:.1f} s), {args.speed_events / r['wall']:,.0f} events/s end to end "
               f"({r['wall']:.1f} s with cluster start and model load)")  # fmt: skip
+    print(f"batch job (the service's runner, in this process): {batch_job(run, speed, tmp):,.0f} events/s")
     if args.tight_limit:
         r = score_cli(run, speed, tmp / "tight", 2, args.tight_limit)
         errors = [ln for ln in r["stderr"].splitlines() if "ERROR   l1ad" in ln]
@@ -209,7 +233,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> int:
     print(f"big input: {n_big} events, {size / 2**30:.2f} GiB on disk, {n_big * 304 / 2**30:.2f} GiB as float32 "
           f"(written in {time.perf_counter() - t0:.0f} s){'' if size >= target else '  [SMALLER THAN ASKED]'}")  # fmt: skip
     (tmp / "speed.h5").unlink()
-    r = score_cli(run, big, tmp / "big_out", 2, args.memory_limit, sample=True)
+    r = score_cli(run, big, tmp / "big_out", 2, args.memory_limit, sample=True, chunk=args.big_chunk)
     s = r["sampler"]
     if r["rc"] != 0:
         print(f"big run FAILED rc={r['rc']}:\n{r['stderr'][-3000:]}")
@@ -220,7 +244,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> int:
     )
     loaded = re.findall(r"loaded the model \(RSS ([^)]*)\)", r["stderr"])
     print(f"big run, 2 workers x {args.memory_limit}: {m['events_per_s']:,.0f} events/s while scoring "
-          f"({m['seconds']:.0f} s, {m['totals']['n_partitions']} partitions of {CHUNK})")  # fmt: skip
+          f"({m['seconds']:.0f} s, {m['totals']['n_partitions']} partitions of {args.big_chunk})")  # fmt: skip
     print(f"  worker RSS after model load: {loaded[0] if loaded else '?'}")
     for pid, rss in sorted(s.workers.items()):
         print(f"  worker pid {pid}: peak RSS {max(rss) / 2**20:.0f} MiB, median {np.median(rss) / 2**20:.0f} MiB "

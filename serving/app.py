@@ -32,6 +32,7 @@ def create_app(
     service: Service, grpc_port: int | None = None, grpc_host: str = "127.0.0.1",
     batch: BatchConfig | None = None,
 ) -> FastAPI:  # fmt: skip
+    # the default database beside the run is optional (batch jobs off, 503); an explicit one is required
     jobs = batch_routes.setup(service, batch or BatchConfig.beside(service.cfg.run_dir))
 
     @asynccontextmanager
@@ -48,9 +49,11 @@ def create_app(
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _sighup, service))
         except (NotImplementedError, RuntimeError):  # not the main thread (tests) or no signals
             pass
-        jobs.runner.start()
+        if jobs.runner is not None:
+            jobs.runner.start()
         yield
-        await loop.run_in_executor(None, jobs.runner.stop)  # a running job goes back to the queue
+        if jobs.runner is not None:  # a running job goes back to the queue
+            await loop.run_in_executor(None, jobs.runner.stop)
         if grpc_server is not None:
             grpc_server.stop(grace=2.0).wait()
         service.close()
@@ -84,6 +87,7 @@ def create_app(
     app.include_router(rest.router(service))
     app.include_router(oip_http.router(service))
     app.include_router(jobs.router)
+    app.state.batch = jobs  # store and runner (tests hold a job at a chunk with runner.on_chunk)
     return app
 
 

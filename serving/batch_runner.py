@@ -16,15 +16,19 @@ models. After a service reload, queued and running jobs keep the model they were
 model's files changed on disk the job fails with a message saying so. Flags are ``score > threshold`` with
 the threshold recorded at submission (the served one: the run's rate table, or the ``--calibration`` one).
 
+The input is fingerprinted (:func:`~l1ad.events.sources.identity`: path, format, size, mtime, sha256 of
+its first and last MiB) at the job's first claim; a resumed job whose input changed fails, naming it.
+
 A heartbeat thread renews the job's lease every ``lease_s / 3`` seconds; a runner that lost its lease
 stops without writing. A job that was claimed :data:`MAX_ATTEMPTS` times without finishing (the server
-died on it each time) fails instead of taking the server down forever.
+died on it or lost its lease each time; a clean stop gives its attempt back) fails instead of taking
+the server down forever. ``on_chunk(job_id, k)``, if set, is called before chunk ``k`` is read and with
+``k == chunks_total`` before the job is finished: the tests' hook to hold a job at a known point.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import sqlite3
@@ -36,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from l1ad.events.sources import open_source
+from l1ad.events.sources import identity, open_source
 from l1ad.events.validate import EventFileError
 from l1ad.serving import thresholds as thr
-from l1ad.serving.jobs import TERMINAL, Job, JobStore, new_owner
+from l1ad.serving.jobs import BUSY_TIMEOUT_S, TERMINAL, Job, JobStore, new_owner
 from l1ad.serving.offline import OfflineScorer, ScorerSpec, concat_results, write_results
 
 logger = logging.getLogger(__name__)
@@ -52,41 +56,54 @@ DEFAULT_CHUNK = 65_536
 LEASE_S = 15.0
 #: How often an idle runner looks for claimable jobs (s) when nobody wakes it.
 POLL_S = 1.0
-#: Claims of one job after which it fails instead of being resumed again.
+#: Claims of one job (not given back by a clean stop) after which it fails instead of being resumed again.
 MAX_ATTEMPTS = 10
+#: Queued jobs at most; a submission beyond is refused (HTTP 429).
+MAX_QUEUED = 1000
 _JOB_ID = re.compile("[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """Where batch jobs live and how they run."""
+    """Where batch jobs live, which inputs they may read and how they run.
+
+    ``jobs_db`` and ``results_dir`` are made absolute (a restarted server in another working directory
+    finds the same files). ``required``: a database that cannot be opened stops the server (an explicit
+    ``--jobs-db``); otherwise batch jobs are switched off with a warning and their routes answer 503.
+    ``root``: local input files must lie under it (default: the service's reload root).
+    ``url_schemes``: the fsspec URL schemes inputs may use (default none: local files only)."""
 
     jobs_db: Path
     results_dir: Path
     chunk_size: int = DEFAULT_CHUNK
     lease_s: float = LEASE_S
     poll_s: float = POLL_S
+    required: bool = True
+    root: Path | None = None
+    url_schemes: tuple[str, ...] = ()
+    max_queued: int = MAX_QUEUED
+    busy_timeout_s: float = BUSY_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1 or not self.lease_s > 0 or not self.poll_s > 0:
-            raise ValueError(f"batch jobs need chunk_size >= 1, lease_s > 0 and poll_s > 0, got {self}")
+        if self.chunk_size < 1 or not self.lease_s > 0 or not self.poll_s > 0 or self.max_queued < 1:
+            raise ValueError(f"batch jobs need chunk_size >= 1, lease_s > 0, poll_s > 0 and max_queued >= 1, "
+                             f"got {self}")  # fmt: skip
+        for name in ("jobs_db", "results_dir", "root"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser().resolve())
+        schemes = tuple(s.strip().lower() for s in self.url_schemes if s.strip())
+        object.__setattr__(self, "url_schemes", schemes)
 
     @classmethod
     def beside(cls, run_dir: str | Path, jobs_db: str | Path | None = None,
                results_dir: str | Path | None = None, **kwargs: Any) -> BatchConfig:  # fmt: skip
         """Defaults: ``jobs.sqlite`` in the folder holding the served run (the reload root by default,
-        so jobs survive switching runs) and ``batch-results/`` beside the database."""
+        so jobs survive switching runs; not required: a read-only folder only switches batch jobs off)
+        and ``batch-results/`` beside the database."""
         db = Path(jobs_db) if jobs_db else Path(run_dir).resolve().parent / "jobs.sqlite"
-        res = Path(results_dir) if results_dir else db.parent / "batch-results"
-        return cls(db, res, **kwargs)
-
-
-def file_stamp(path: str) -> str | None:
-    """``size:mtime_ns`` of a local file (None for a URL): a resumed job scores the same file."""
-    if "://" in path:
-        return None
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
+        res = Path(results_dir) if results_dir else Path(db).expanduser().resolve().parent / "batch-results"
+        return cls(db, res, **{"required": jobs_db is not None, **kwargs})
 
 
 class JobError(Exception):
@@ -98,8 +115,10 @@ class BatchRunner:
 
     def __init__(self, store: JobStore, results_dir: str | Path, owner: str | None = None,
                  lease_s: float = LEASE_S, poll_s: float = POLL_S,
-                 scorer_factory: Callable[[ScorerSpec], OfflineScorer] = OfflineScorer) -> None:  # fmt: skip
+                 scorer_factory: Callable[[ScorerSpec], OfflineScorer] = OfflineScorer,
+                 on_chunk: Callable[[str, int], None] | None = None) -> None:  # fmt: skip
         self.store = store
+        self.on_chunk = on_chunk
         self.results_dir = Path(results_dir)
         self.owner = owner or new_owner()
         self.lease_s = lease_s
@@ -159,6 +178,9 @@ class BatchRunner:
         while not self._stop.is_set():
             try:
                 job = self.run_once()
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full: retry
+                logger.warning("batch runner: the jobs database %s: %s; retrying", self.store.path, exc)
+                job = None
             except Exception:  # the database, not a job (jobs fail on their own): retry after a pause
                 logger.exception("batch runner: claiming or finishing a job failed")
                 job = None
@@ -218,8 +240,8 @@ class BatchRunner:
             if job.cancel_requested:
                 self._end(job, "cancelled")
             elif job.attempts > MAX_ATTEMPTS:
-                raise JobError(f"{job.events_file}: abandoned after {job.attempts - 1} attempts "
-                               f"(the server stopped while running it each time)")  # fmt: skip
+                raise JobError(f"{job.events_file}: abandoned after {job.attempts - 1} attempts (its server "
+                               f"died or lost the lease while running it each time)")  # fmt: skip
             else:
                 self._score(job, lost)
         except (JobError, EventFileError, OSError) as exc:
@@ -234,12 +256,13 @@ class BatchRunner:
         t0 = time.perf_counter()
         source = open_source(job.events_file)
         slices = source.slices(job.chunk_size)
-        stamp = file_stamp(job.events_file)
+        ident = identity(source)
         if job.n_events is None:
-            self.store.set_total(job.id, self.owner, source.n_events, len(slices), stamp)
-        elif (job.n_events, job.events_stamp) != (source.n_events, stamp):
+            self.store.set_total(job.id, self.owner, source.n_events, len(slices), ident["id"])
+        elif (job.n_events, job.events_stamp) != (source.n_events, ident["id"]):
             raise JobError(f"{job.events_file}: the file changed since the job started ({source.n_events} "
-                           f"events, size:mtime {stamp}; then {job.n_events}, {job.events_stamp}); resubmit")  # fmt: skip
+                           f"events, size {ident['size']}, identity {ident['id']}; then {job.n_events} events, "
+                           f"identity {job.events_stamp}); resubmit the job")  # fmt: skip
         for k in range(job.chunks_done):
             if not self.part_path(job.id, k).is_file():
                 raise JobError(f"{job.events_file}: results of finished chunk {k} are missing "
@@ -254,9 +277,12 @@ class BatchRunner:
                 logger.warning("batch job %s: lease lost (another runner holds it); stopping", job.id)
                 return
             if self._stop.is_set():
-                self.store.release(job.id, self.owner)
+                if self.store.release(job.id, self.owner) == "cancelled":
+                    self.discard_parts(job.id)
                 logger.info("batch job %s: back in the queue at chunk %d (runner stopping)", job.id, k)
                 return
+            if self.on_chunk is not None:
+                self.on_chunk(job.id, k)
             lo, hi = slices[k]
             scores, _ = scorer(source.read(lo, hi))
             write_results(self.part_path(job.id, k), lo, scores, thr.flags(scores, threshold), meta)
@@ -267,20 +293,25 @@ class BatchRunner:
             if cancel:
                 self._end(job, "cancelled")
                 return
+        if self.on_chunk is not None:
+            self.on_chunk(job.id, len(slices))
         out = self.results_path(job.id)
         concat_results([self.part_path(job.id, k) for k in range(len(slices))], out, meta)
-        if self._end(job, "succeeded", results_file=str(out)):
+        if self._end(job, "succeeded", results_file=str(out)) == "succeeded":
             dt = time.perf_counter() - t0
             first = slices[job.chunks_done][0] if job.chunks_done < len(slices) else source.n_events
             n = source.n_events - first
             logger.info("batch job %s succeeded: %d events scored here in %.2f s (%.0f events/s)", job.id, n,
                         dt, n / dt if dt > 0 else 0.0)  # fmt: skip
 
-    def _end(self, job: Job, state: str, results_file: str | None = None, error: str | None = None) -> bool:
+    def _end(
+        self, job: Job, state: str, results_file: str | None = None, error: str | None = None
+    ) -> str | None:
+        """Finish the job; the state it ended in (``cancelled`` if a cancel came first), None if lost."""
         ended = self.store.finish(job.id, self.owner, state, results_file, error)
-        if ended:
+        if ended is not None:
             self.discard_parts(job.id)
-            if state != "succeeded":
+            if ended != "succeeded":
                 self.results_path(job.id).unlink(missing_ok=True)
         return ended
 

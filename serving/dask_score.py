@@ -19,7 +19,7 @@ Layout of the output directory::
     DIR/parts/<file-stem>-<sha8 of the path>/part-00000.parquet   rows [0, chunk) of that input ...
 
 Each part's Parquet metadata records the model hash, score, threshold, the input's identity
-(:func:`input_identity`: path, format, event count, size, mtime, sha256 of its first and last MiB)
+(:func:`l1ad.events.sources.identity`: path, format, event count, size, mtime, sha256 of its first and last MiB)
 and its row range. A rerun reuses a part only when all of these match, so a different model, rate,
 chunking or a changed input file never reuses stale results. The part files must be on a filesystem
 the workers and the driver share (any local path for a ``LocalCluster``).
@@ -42,7 +42,7 @@ from typing import Any
 from distributed import WorkerPlugin  # the 'serve' extra
 
 from l1ad.core.files import atomic_write_text
-from l1ad.events.sources import EventSource, open_source
+from l1ad.events.sources import EventSource, identity, normalize, open_source
 from l1ad.serving.offline import OfflineScorer, ScorerSpec, read_results, write_results
 
 logger = logging.getLogger(__name__)
@@ -53,38 +53,11 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "l1ad.score/1"
 #: What must match for a part file to be reused (besides its row range and input identity).
 SCORER_KEYS = ("model_hash", "score", "threshold")
-_HEAD_BYTES = 1 << 20
 #: Seconds without a finished partition after which the driver checks for a cluster paused for memory.
 STALL_S = 60.0
 
 
 # --------------------------------------------------------------------------- inputs and partitions
-def input_identity(source: EventSource) -> dict[str, Any]:
-    """Path, format, event count, size, mtime and sha256 of the first and last MiB of an input, and
-    ``id``: a hash of all of them (a rewritten or replaced file gets a new id)."""
-    if "://" in source.path:
-        import fsspec
-
-        fs, p = fsspec.core.url_to_fs(source.path)
-        info = fs.info(p)
-        size = int(info.get("size") or 0)
-        stamp = next((str(info[k]) for k in ("mtime", "LastModified", "ETag", "created") if k in info), "")
-        opener = fs.open(p, "rb")
-    else:
-        st = os.stat(source.path)
-        size, stamp = st.st_size, str(st.st_mtime_ns)
-        opener = open(source.path, "rb")  # noqa: SIM115 - closed below
-    with opener as f:
-        digest = hashlib.sha256(f.read(_HEAD_BYTES))
-        if size > _HEAD_BYTES:
-            f.seek(max(_HEAD_BYTES, size - _HEAD_BYTES))
-            digest.update(f.read(_HEAD_BYTES))
-    ident = {"path": source.path, "format": source.format, "n_events": source.n_events, "size": size,
-             "mtime": stamp, "sha256_ends": digest.hexdigest()}  # fmt: skip
-    ident["id"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    return ident
-
-
 def parts_dir(out_dir: Path, source: EventSource) -> Path:
     """``out_dir/parts/<stem>-<sha8 of the path>``: two inputs with the same file name never clash."""
     stem = source.path.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0] or "input"
@@ -104,12 +77,6 @@ class Partition:
     @property
     def n_events(self) -> int:
         return self.stop - self.start
-
-
-def resolve(path: str | Path) -> str:
-    """A local path made absolute (workers may run elsewhere); URLs unchanged."""
-    s = str(path)
-    return s if "://" in s else str(Path(s).expanduser().resolve())
 
 
 def plan(
@@ -200,6 +167,14 @@ def score_partition(
 
 
 # --------------------------------------------------------------------------- the driver
+#: A LocalCluster's workers pause at this fraction of their memory limit (Dask's default: 0.8). Pausing
+#: protects a worker from piling up managed results; these tasks hold none (results go to disk, a task
+#: returns a small dict), so a worker's memory is its unmanaged baseline (torch alone is ~225 MiB
+#: resident) plus one partition. At a 512 MiB limit the default would pause workers that are not
+#: growing; the terminate threshold (0.95) still guards the limit. An existing cluster keeps its own.
+PAUSE_FRACTION = 0.9
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
                 memory_limit: str = "2GiB", timeout: str = "20s") -> Iterator[Any]:  # fmt: skip
@@ -215,10 +190,14 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2, threads_per_wo
         with client:
             yield client
         return
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                           memory_limit=memory_limit, dashboard_address=":0")  # fmt: skip
-    with cluster, Client(cluster) as client:
-        yield client
+    import dask
+
+    # the setting stays on while the cluster lives: a worker the nanny restarts gets it too
+    with dask.config.set({"distributed.worker.memory.pause": PAUSE_FRACTION}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                               memory_limit=memory_limit, dashboard_address=":0")  # fmt: skip
+        with cluster, Client(cluster) as client:
+            yield client
 
 
 def _check_workers(client: Any, plugin_name: str) -> dict[str, Any]:
@@ -263,13 +242,13 @@ def score_files(
     raises its error, which names the file and row. ``manifest.json`` is removed at the start and
     written at the end: it exists only beside a complete, consistent set of parts.
     """
-    resolved = [resolve(p) for p in paths]
+    resolved = [normalize(p) for p in paths]
     dupes = sorted({p for p in resolved if resolved.count(p) > 1})
     if dupes:
         raise ValueError(f"input given more than once: {', '.join(dupes)}")
-    out = Path(resolve(out_dir))
+    out = Path(normalize(out_dir))
     sources = [open_source(p) for p in resolved]  # counts events: a missing or foreign file fails here
-    idents = [input_identity(s) for s in sources]
+    idents = [identity(s) for s in sources]
     partitions = plan(sources, idents, out, chunk_size)
     (out / MANIFEST).unlink(missing_ok=True)
 
@@ -390,7 +369,7 @@ def read_scored(out_dir: str | Path, path: str | Path) -> dict[str, Any]:
 
     out = Path(out_dir)
     manifest = json.loads((out / MANIFEST).read_text())
-    want = resolve(path)
+    want = normalize(path)
     parts = [read_results(out / r["part"])[0] for r in manifest["partitions"] if r["file"] == want]
     if not parts and want not in {i["path"] for i in manifest["inputs"]}:
         raise FileNotFoundError(f"{out / MANIFEST}: no input {want}")

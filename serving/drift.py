@@ -25,20 +25,14 @@ the alarm here is "any corrected p < alpha", a family-wise statement, so Holm is
 Under no drift the alarm fires exactly when Bonferroni's would (``min p < alpha / m``); Holm only
 names more of the drifted features once one is found.
 
-**Output drift** (:func:`flag_rate_test`): the service flags ``score > threshold``, the threshold
-calibrated to pass ``rate_khz`` of background arriving at ``input_rate_khz`` (40 MHz at L1), so the
-expected flagged fraction is ``rate_khz / input_rate_khz``. An alert needs all of: the observed /
-expected ratio beyond ``factor`` (default 3, the rollback rule) up or down; an expected count of at
-least ``min_expected`` flags (default 10: below it, a 3x drop -- at most 3 flags where 10 are expected
--- cannot be told from a fluctuation); and a two-sided exact binomial p-value below ``alpha`` (the
-exact form of the Poisson counting test: the factor is the practical size, the p-value the
-statistical guard). The threshold's own calibration error (``achieved_rate_err_khz``) is not folded in.
+The output (flag-rate) check is :mod:`l1ad.serving.drift_flags`. Where one verdict covers both
+(``l1ad monitor``, :mod:`l1ad.serving.drift_files`), each family runs at ``alpha / 2``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -53,8 +47,6 @@ DEFAULT_ALPHA = 0.01
 MIN_PRESENT = 20
 #: Proportion and chi-square tests need every expected cell at least this large.
 MIN_EXPECTED_CELL = 5.0
-DEFAULT_FLAG_FACTOR = 3.0
-DEFAULT_FLAG_MIN_EXPECTED = 10.0
 MULTIPLICITY_TYPES = (schema.EGAMMA, schema.MUON, schema.JET)
 
 
@@ -87,6 +79,19 @@ class Summary:
         multiplicity = {f"n_{t.name}": np.bincount(mult[t.name], minlength=t.n_slots + 1)[: t.n_slots + 1]
                         for t in MULTIPLICITY_TYPES}  # fmt: skip
         return cls(len(p), values, pres.sum(axis=0), multiplicity, source)
+
+    @classmethod
+    def combine(cls, parts: list[Summary], source: str = "") -> Summary:
+        """The summary of disjoint samples together (the chunks of one file, read one at a time so
+        that only the present objects' values stay in memory): counts add, values merge."""
+        if not parts:
+            raise ValueError("no summaries to combine")
+        values = {name: np.sort(np.concatenate([s.values[name] for s in parts])) for name in parts[0].values}
+        multiplicity = {
+            name: np.sum([s.multiplicity[name] for s in parts], axis=0) for name in parts[0].multiplicity
+        }
+        return cls(sum(s.n_events for s in parts), values, np.sum([s.present for s in parts], axis=0),
+                   multiplicity, source)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -253,64 +258,6 @@ def compare(window: Summary, reference: Summary, alpha: float = DEFAULT_ALPHA) -
         t = tests[i]
         tests[i] = FeatureTest(t.feature, t.test, t.statistic, t.p, float(a), t.n_window, t.n_reference)
     return InputDrift(alpha, window.n_events, reference.n_events, tuple(tests))
-
-
-@dataclass(frozen=True)
-class FlagRate:
-    """The flag-rate check of one window (see the module docstring)."""
-
-    n_events: int
-    n_flagged: int
-    expected_fraction: float
-    factor: float
-    alpha: float
-    min_expected: float
-    p: float = field(default=1.0)
-
-    @property
-    def expected(self) -> float:
-        return self.n_events * self.expected_fraction
-
-    @property
-    def ratio(self) -> float | None:
-        return self.n_flagged / self.expected if self.expected > 0 else None
-
-    @property
-    def enough(self) -> bool:
-        return self.expected >= self.min_expected
-
-    @property
-    def alert(self) -> bool:
-        r = self.ratio
-        outside = r is not None and (r > self.factor or r < 1.0 / self.factor)
-        return bool(self.enough and outside and self.p < self.alpha)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "expected": self.expected, "ratio": self.ratio, "enough": self.enough,
-                "alert": self.alert}  # fmt: skip
-
-
-def flag_rate_test(
-    n_events: int,
-    n_flagged: int,
-    expected_fraction: float,
-    factor: float = DEFAULT_FLAG_FACTOR,
-    alpha: float = DEFAULT_ALPHA,
-    min_expected: float = DEFAULT_FLAG_MIN_EXPECTED,
-) -> FlagRate:
-    """The flag-rate check: ratio, exact two-sided binomial p-value and the alert decision."""
-    from scipy.stats import binom
-
-    if factor <= 1.0:
-        raise ValueError(f"the flag-rate factor must exceed 1, got {factor}")
-    if not 0.0 < expected_fraction < 1.0:
-        raise ValueError(f"the expected flag fraction must lie in (0, 1), got {expected_fraction}")
-    p = 1.0
-    if n_events > 0:
-        up = binom.sf(n_flagged - 1, n_events, expected_fraction)  # P(X >= k)
-        down = binom.cdf(n_flagged, n_events, expected_fraction)  # P(X <= k)
-        p = float(min(1.0, 2.0 * min(up, down)))
-    return FlagRate(n_events, n_flagged, expected_fraction, factor, alpha, min_expected, p)
 
 
 def _g(x: float | None, width: int, spec: str) -> str:

@@ -3,15 +3,32 @@
 The request path only copies each request's particles into a ring buffer of the last ``window``
 events and its flags (at the *monitored* threshold, the served model's default rate, whatever rate a
 request asked for) into a boolean ring (one ``memcpy`` and a comparison, under a lock). A daemon
-thread runs :func:`~l1ad.serving.drift.compare` and :func:`~l1ad.serving.drift.flag_rate_test` once
-``window`` new events have arrived, at most every ``min_interval_s`` seconds, and publishes the result
-as gauges (:class:`~l1ad.serving.metrics.ServiceMetrics`): so one evaluation is a fresh window, and a
-fast input stream costs at most one evaluation (about 50 ms of CPU for 10k events) per interval.
+thread runs :func:`~l1ad.serving.drift.compare` and :func:`~l1ad.serving.drift_flags.flag_rate_test`
+once ``window`` new events have arrived, at most every ``min_interval_s`` seconds, and publishes the
+result as gauges (:class:`~l1ad.serving.metrics.ServiceMetrics`): so one evaluation is a fresh input
+window, and a fast input stream costs at most one evaluation (about 50 ms of CPU for 10k events) per
+interval.
 
-The flag window is longer than the input window where the monitored rate needs it: it holds at least
-``flag_min_expected / expected_fraction`` events (400k at 1 kHz of 40 MHz for 10 expected flags),
-capped at ``max_flag_window``. It restarts when the served model changes (a reload brings new
-thresholds); the input reference stays the one loaded at start.
+**What alpha means here.** The two alerts are separate gauges, ``l1ad_drift_alert{kind="input"}`` and
+``{kind="output"}``, each tested at ``alpha`` per *evaluation*: under no drift each fires on a given
+evaluation with probability at most ``alpha`` (the input family Holm-corrected), so either one with
+at most ``2 alpha`` (``l1ad monitor``, one verdict, splits alpha instead). Over many evaluations false
+alarms do come, about ``alpha`` of them: an alert rule should ask for several evaluations in a row.
+The input windows do not overlap; the flag window is longer and slides, so each evaluation re-tests
+mostly the same flags -- successive output tests are strongly correlated, and their false-alarm rate
+is per evaluation, not per independent window.
+
+The flag window is as long as the test needs to resolve a factor-``flag_rate_factor`` change both
+ways (:func:`~l1ad.serving.drift_flags.flag_window_events`, from the threshold's calibration counts),
+at least ``window`` and at most ``max_flag_window`` events; ``window`` when the calibration has too
+few events above threshold for any length to do (the output is then "not tested":
+``l1ad_flag_rate_tested`` 0). It restarts when the served model or its threshold changes; the input
+reference stays the one loaded at start.
+
+The reference is built synchronously by :meth:`DriftMonitor.for_run` (a 100k-event sample of the
+training rows, read and hashed: seconds for a local file, logged with its duration): a missing or
+changed training file then fails at start, where ``l1ad serve`` decides to refuse or to serve without
+drift monitoring, rather than later in a thread nobody watches.
 """
 
 from __future__ import annotations
@@ -27,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from l1ad.events import schema
-from l1ad.serving import drift
+from l1ad.serving import drift, drift_flags
 from l1ad.serving.drift_reference import REFERENCE_EVENTS, load_reference
 
 logger = logging.getLogger(__name__)
@@ -36,9 +53,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DriftConfig:
     window: int = 10_000  # events per input-drift window
-    alpha: float = drift.DEFAULT_ALPHA
-    flag_rate_factor: float = drift.DEFAULT_FLAG_FACTOR
-    flag_min_expected: float = drift.DEFAULT_FLAG_MIN_EXPECTED
+    alpha: float = drift.DEFAULT_ALPHA  # per evaluation, for each of the input and output alerts
+    flag_rate_factor: float = drift_flags.DEFAULT_FLAG_FACTOR
     reference: Path | None = None  # event file; default: the served model's training rows
     reference_events: int = REFERENCE_EVENTS
     min_interval_s: float = 5.0
@@ -89,8 +105,8 @@ class _Ring:
 
 
 class _FlagWindow:
-    def __init__(self, model_key: tuple[str, int], threshold: float, expected_fraction: float, size: int):
-        self.model_key, self.threshold, self.expected_fraction = model_key, threshold, expected_fraction
+    def __init__(self, counts: tuple[int, int], size: int) -> None:
+        self.k_cal, self.n_cal = counts
         self.ring = _Ring(size, (), bool)
         self.flagged = 0
 
@@ -106,7 +122,8 @@ class DriftMonitor:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._events = _Ring(cfg.window, (schema.N_OBJECTS, schema.N_FEATURES), np.float32)
-        self._flags: _FlagWindow | None = None
+        self._flags: _FlagWindow | None = None  # None: no threshold, or no calibration counts
+        self._flag_key: tuple | None = None  # (model name, version, threshold value) of _flags
         self._new = 0  # events since the last evaluation
         self._last = -math.inf
         self.last: dict[str, Any] | None = None
@@ -119,25 +136,37 @@ class DriftMonitor:
 
     @classmethod
     def for_run(cls, cfg: DriftConfig, run_dir: Path, model: str | None = None, metrics=None) -> DriftMonitor:
-        """A monitor against ``cfg.reference`` or the training rows of the run's model."""
+        """A monitor against ``cfg.reference`` or the training rows of the run's model (module docstring)."""
+        t0 = time.monotonic()
         ref = load_reference(run_dir, model, cfg.reference, cfg.reference_events)
+        logger.info("drift reference of %d events built in %.1f s", ref.n_events, time.monotonic() - t0)
         return cls(cfg, ref, metrics)
 
-    def _flag_size(self, fraction: float) -> int:
-        need = math.ceil(self.cfg.flag_min_expected / fraction)
-        return int(min(self.cfg.max_flag_window, max(self.cfg.window, need)))
+    def _flag_size(self, k_cal: int, n_cal: int) -> int:
+        """The flag window length (module docstring)."""
+        c = self.cfg
+        n = drift_flags.flag_window_events(
+            k_cal, n_cal, c.flag_rate_factor, c.alpha, c.window, c.max_flag_window
+        )
+        if n is not None:
+            return n
+        enough = k_cal >= drift_flags.min_calibration_count(c.flag_rate_factor, c.alpha)
+        return c.max_flag_window if enough else c.window
 
     def observe(self, particles: np.ndarray, scores: np.ndarray, model) -> None:
         """Add one scored request (``model``: the :class:`~l1ad.serving.state.ServedModel` that scored it)."""
         t = model.threshold(None)
+        key = None if t is None else (model.name, model.version, t.value)
+        fresh = None
+        if key != self._flag_key:  # a new model or threshold (rare): sized outside the lock (ms, cached)
+            counts = None if t is None else drift_flags.calibration_counts(t, model.table.input_rate_khz)
+            fresh = None if counts is None else _FlagWindow(counts, self._flag_size(*counts))
         with self._lock:
             self._events.push(particles)
             self._new += len(particles)
-            if t is not None:
-                key = (model.name, model.version)
-                if self._flags is None or self._flags.model_key != key or self._flags.threshold != t.value:
-                    frac = t.rate_khz / model.table.input_rate_khz
-                    self._flags = _FlagWindow(key, t.value, frac, self._flag_size(frac))
+            if key != self._flag_key:
+                self._flag_key, self._flags = key, fresh
+            if self._flags is not None:
                 self._flags.push(np.asarray(scores) > t.value)
             due = self._new >= self.cfg.window
         if due:
@@ -150,14 +179,13 @@ class DriftMonitor:
                 return None
             particles = self._events.snapshot()
             fw = self._flags
-            flag_counts = None if fw is None else (fw.ring.filled, fw.flagged, fw.expected_fraction)
+            flag_counts = None if fw is None else (fw.ring.filled, fw.flagged, fw.k_cal, fw.n_cal)
             self._new = 0
         t0 = time.process_time()
         inputs = drift.compare(drift.Summary.of(particles), self.reference, self.cfg.alpha)
         output = None
         if flag_counts is not None:
-            output = drift.flag_rate_test(*flag_counts, self.cfg.flag_rate_factor, self.cfg.alpha,
-                                          self.cfg.flag_min_expected)  # fmt: skip
+            output = drift_flags.flag_rate_test(*flag_counts, self.cfg.flag_rate_factor, self.cfg.alpha)
         cpu = time.process_time() - t0
         result = {"input": inputs, "output": output, "cpu_seconds": cpu}
         self._publish(result)
@@ -183,6 +211,7 @@ class DriftMonitor:
         m.drift_evaluations.inc()
         m.drift_seconds.set(result["cpu_seconds"])
         m.drift_alert.labels("output").set(int(output is not None and output.alert))
+        m.flag_rate_tested.set(int(output is not None and output.enough))
         if output is not None:
             m.flag_rate_window.set(output.n_events)
             m.flag_rate_expected.set(output.expected)

@@ -3,14 +3,16 @@
 One panel per feature (at most :data:`MAX_PANELS`, smallest corrected p first; with no drift the
 features closest to it, so the figure always shows what was tested), both histograms normalized to
 unit area on common bins. KS features: present objects only, log y for pT-like quantities (the tails
-are where a scale shift shows); occupancy: the fraction of events with each slot of the type filled (one panel per type);
-multiplicity: the fraction of events with k objects, log y. Values beyond the reference's 99.9%
-quantile go into the last bin (overflow). mplhep's CMS style when mplhep is
-installed, matplotlib's defaults otherwise; written with :func:`l1ad.core.files.save_figure`.
+are where a scale shift shows); occupancy: the fraction of events with each slot of the type filled
+(one panel per type); multiplicity: the fraction of events with k objects, log y. Values beyond the
+reference's 99.9% quantile go into the last bin (overflow). mplhep's CMS style when mplhep is
+installed, as a style context (the process's other figures keep their style), matplotlib's defaults
+otherwise; written with :func:`l1ad.core.files.save_figure`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -30,13 +32,13 @@ MAX_PANELS = 12
 BINS = 40
 
 
-def _style() -> None:
+def _style():
+    """mplhep's CMS style as a context (the process's other figures keep theirs), or a no-op."""
     try:
         import mplhep
-
-        plt.style.use(mplhep.style.CMS)
     except ImportError:  # mplhep is optional: plain matplotlib
-        pass
+        return contextlib.nullcontext()
+    return plt.style.context(mplhep.style.CMS)
 
 
 def _slots_of(type_name: str) -> list[int]:
@@ -90,16 +92,16 @@ def plot_drift(result: InputDrift, window: Summary, reference: Summary, path: st
             shown.append(t)
             types.add(kind)
     shown = shown[:MAX_PANELS]
-    _style()
-    cols = min(3, max(1, len(shown)))
-    rows = max(1, -(-len(shown) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, t in zip(axes.flat, shown, strict=False):
-        _panel(ax, t, window, reference)
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.set_visible(False)
-    verdict = f"{len(result.drifted)} drifted" if result.drift else "no drift"
-    fig.suptitle(f"input drift: {verdict} (Holm, alpha = {result.alpha:g}; {window.n_events} vs "
-                 f"{reference.n_events} events)", fontsize="medium")  # fmt: skip
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    with _style():
+        cols = min(3, max(1, len(shown)))
+        rows = max(1, -(-len(shown) // cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+        for ax, t in zip(axes.flat, shown, strict=False):
+            _panel(ax, t, window, reference)
+        for ax in list(axes.flat)[len(shown) :]:
+            ax.set_visible(False)
+        verdict = f"{len(result.drifted)} drifted" if result.drift else "no drift"
+        fig.suptitle(f"input drift: {verdict} (Holm, alpha = {result.alpha:g}; {window.n_events} vs "
+                     f"{reference.n_events} events)", fontsize="medium")  # fmt: skip
+        fig.tight_layout()
+        return save_figure(fig, path, dpi=110)

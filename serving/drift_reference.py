@@ -47,6 +47,8 @@ def sample_events(path: str | Path, n_max: int = REFERENCE_EVENTS, seed: int = R
         raise ValueError(f"{path}: no events for a drift reference")
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 15])))
     take = np.sort(rng.choice(rows, n_max, replace=False)) if rows > n_max else np.arange(rows)
+    # data_hash of the rows, fed block by block (sha256 of the concatenated C-order float32 bytes is the
+    # same): the training rows are never all in memory (tested equal to l1ad.events.io.data_hash)
     h = hashlib.sha256() if sha256 else None
     parts = []
     for lo in range(0, rows, CHUNK):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from l1ad.events import schema
+from l1ad.events.sources import kinematics_to_particles
 from l1ad.events.validate import first_problems
 
 #: The default largest number of events in one request.
@@ -54,12 +55,7 @@ def to_particles(x: np.ndarray) -> np.ndarray:
             f"events must have shape [N, {schema.N_INPUTS}] or [N, {schema.N_OBJECTS}, 3], got {list(x.shape)}"
         )
     check_values(x)
-    k = x.reshape(len(x), schema.N_OBJECTS, 3).astype(np.float32)
-    p = np.zeros((len(x), schema.N_OBJECTS, schema.N_FEATURES), dtype=np.float32)
-    p[:, :, :3] = k
-    present = k[:, :, 0] != 0  # a negative pT is an object with a bad pT (reported), not padding
-    present[:, 0] = True  # MET always exists
-    p[:, :, 3] = np.where(present, schema.SLOT_CLASS[None, :], 0)
+    p = kinematics_to_particles(x)
     problems = first_problems(p, limit=1)
     if problems:
         pr = problems[0]

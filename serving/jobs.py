@@ -1,21 +1,36 @@
-"""The durable store of batch scoring jobs: one SQLite file in WAL mode, shared by every server on it.
+"""The durable store of batch scoring jobs: one SQLite file in WAL mode.
+
+The database must be on a local filesystem of the host running the server(s): SQLite's WAL index lives
+in shared memory, so a WAL database is safe for several processes of ONE host, never for processes on
+several hosts sharing the file over NFS or another network filesystem. Several ``l1ad serve``
+processes on that host may share one database (and so one queue); servers on other hosts need their
+own.
 
 A job moves ``queued -> running -> succeeded | failed | cancelled``. A runner takes a job with
 :meth:`JobStore.claim`: one ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``, so two claimers (threads,
-processes, servers on one file) never get the same job. The claim is a lease: ``owner`` (the runner's id,
-``host:pid:token``) and ``lease_expires`` (epoch seconds), renewed by the runner's heartbeat
-(:meth:`renew`). A job whose lease expired is claimable again, as is one whose owner is a dead process
-on this host (:meth:`expire_dead_owners`, run at server start): a killed server's job is resumed, never
-lost.
+processes on one file) never get the same job. The claim is a lease: ``owner`` (the runner's id,
+``host:pidns:pid:token:n``, :func:`new_owner`) and ``lease_expires`` (epoch seconds), renewed by the
+runner's heartbeat (:meth:`renew`). A job whose lease expired is claimable again, as is one whose owner
+is a dead process of this host and pid namespace (:meth:`expire_dead_owners`, run at server start): a
+killed server's job is resumed, never lost. ``attempts`` counts the claims that did not end in a
+graceful :meth:`release` (a server stopping cleanly gives its attempt back), so only crashes and lost
+leases use up a job's attempts.
 
 Progress is the number of finished chunks, in order: chunk ``k`` covers events
 ``[k * chunk_size, (k + 1) * chunk_size)``. :meth:`record_chunk` moves ``chunks_done`` from ``k`` to
 ``k + 1`` (and ``events_done``) in one transaction, only for the job's current owner, after the chunk's
 results file was written; a resumed job starts at ``chunks_done``. Every write checks the owner, so a
-runner that lost its lease can no longer change the job.
+runner that lost its lease can no longer change the job. A job whose cancel was requested ends
+``cancelled`` whatever its runner was about to record (:meth:`finish` and :meth:`release` check
+``cancel_requested`` in the same statement), so a cancel answered "requested" never ends otherwise.
 
 The model a job scores with (run, model directory, content hash, score label, threshold) is fixed at
-submission (:class:`ModelRef`): a reload of the service does not change a queued or running job.
+submission (:class:`ModelRef`): a reload of the service does not change a queued or running job. The
+input's identity (:func:`l1ad.events.sources.identity`) is recorded at the job's first claim
+(``events_stamp``) and checked when it resumes.
+
+Not done: retention. Finished jobs and their results stay until removed by hand (no TTL cleanup);
+:meth:`submit` only bounds the number of queued jobs (``max_queued``).
 """
 
 from __future__ import annotations
@@ -75,9 +90,31 @@ _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 _RUNNERS = iter(range(1, 1 << 62))
 
 
+class JobStoreError(RuntimeError):
+    """The jobs database cannot be opened or created (its path is in the message)."""
+
+
+class QueueFull(Exception):
+    """Submission refused: ``max_queued`` jobs are already waiting."""
+
+
+def pid_namespace() -> str:
+    """The inode of this process's pid namespace (``/proc/self/ns/pid``), ``-`` where unreadable:
+    two processes of one host compare pids only inside one namespace (containers have their own)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+def host_id() -> str:
+    """``hostname:pidns``: where a pid means this process table."""
+    return f"{socket.gethostname()}:{pid_namespace()}"
+
+
 def new_owner() -> str:
-    """A runner id ``host:pid:token:n``: unique per runner, naming the process that holds a lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}:{next(_RUNNERS)}"
+    """A runner id ``host:pidns:pid:token:n``: unique per runner, naming the process that holds a lease."""
+    return f"{host_id()}:{os.getpid()}:{_PROCESS_TOKEN}:{next(_RUNNERS)}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,7 +154,7 @@ class Job:
     rate_khz: float | None
     threshold: float | None
     n_events: int | None
-    events_stamp: str | None  # size and mtime of a local events file when the job started
+    events_stamp: str | None  # the input's identity id (l1ad.events.sources.identity) at the first claim
     chunks_total: int | None
     chunks_done: int
     events_done: int
@@ -146,20 +183,26 @@ class JobStore:
     """The jobs table of one SQLite file; every method opens its own connection (thread-safe)."""
 
     def __init__(self, path: str | Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        """Open (or create) the database; :class:`JobStoreError` naming it if that is impossible."""
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); use a local disk")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: jobs schema v{version} is newer than this l1ad's v{SCHEMA_VERSION}"
-                )
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise JobStoreError(
+                        f"{self.path}: SQLite refused WAL mode (got {mode!r}); use a local disk"
+                    )
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise JobStoreError(
+                        f"{self.path}: jobs schema v{version} is newer than this l1ad's v{SCHEMA_VERSION}"
+                    )
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as exc:
+            raise JobStoreError(f"{self.path}: cannot open the jobs database ({exc})") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -185,11 +228,20 @@ class JobStore:
             conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ submitting and reading
-    def submit(self, events_file: str, chunk_size: int, model: ModelRef) -> Job:
+    def submit(
+        self, events_file: str, chunk_size: int, model: ModelRef, max_queued: int | None = None
+    ) -> Job:
+        """Queue a job; :class:`QueueFull` if ``max_queued`` jobs are already queued (counted in the
+        same transaction, so concurrent submitters never exceed it)."""
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         job_id, now = uuid.uuid4().hex, time.time()
         with self._write() as conn:
+            if max_queued is not None:
+                queued = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+                if queued >= max_queued:
+                    raise QueueFull(f"{queued} batch jobs are queued already (at most {max_queued}); "
+                                    "try again later")  # fmt: skip
             conn.execute(
                 "INSERT INTO jobs (id, state, events_file, chunk_size, run_dir, model, model_hash, score, "
                 "rate_khz, threshold, created, updated) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,39 +313,49 @@ class JobStore:
 
     def finish(
         self, job_id: str, owner: str, state: str, results_file: str | None = None, error: str | None = None
-    ) -> bool:
-        """``owner`` ends its job as ``state`` (succeeded, failed or cancelled)."""
+    ) -> str | None:
+        """``owner`` ends its job as ``state`` (succeeded, failed or cancelled): the state it ended in,
+        ``cancelled`` whatever ``state`` was if a cancel was requested meanwhile (checked in the same
+        statement); None if ``owner`` no longer holds the job."""
         if state not in TERMINAL:
             raise ValueError(f"{state!r} is not a final state {TERMINAL}")
         now = time.time()
         with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET state = ?, results_file = ?, error = ?, owner = NULL, lease_expires = NULL, "
-                "finished = ?, updated = ? WHERE id = ? AND owner = ? AND state = 'running'",
-                (state, results_file, error, now, now, job_id, owner),
-            )
-            return cur.rowcount == 1
+            row = conn.execute(
+                "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE :state END, "
+                "results_file = CASE WHEN cancel_requested THEN NULL ELSE :res END, error = :err, "
+                "owner = NULL, lease_expires = NULL, finished = :now, updated = :now "
+                "WHERE id = :id AND owner = :owner AND state = 'running' RETURNING state",
+                {"state": state, "res": results_file, "err": error, "now": now, "id": job_id, "owner": owner},
+            ).fetchone()
+        return None if row is None else str(row[0])
 
-    def release(self, job_id: str, owner: str) -> bool:
-        """Give a running job back to the queue (server shutdown); it resumes at ``chunks_done``."""
+    def release(self, job_id: str, owner: str) -> str | None:
+        """Give a running job back to the queue (server shutdown) and its attempt with it: it resumes at
+        ``chunks_done``. A job whose cancel was requested is cancelled instead. The state it is in now,
+        None if ``owner`` no longer holds the job."""
+        now = time.time()
         with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET state = 'queued', owner = NULL, lease_expires = NULL, updated = ? "
-                "WHERE id = ? AND owner = ? AND state = 'running'",
-                (time.time(), job_id, owner),
-            )
-            return cur.rowcount == 1
+            row = conn.execute(
+                "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
+                "finished = CASE WHEN cancel_requested THEN :now ELSE finished END, "
+                "attempts = MAX(attempts - 1, 0), owner = NULL, lease_expires = NULL, updated = :now "
+                "WHERE id = :id AND owner = :owner AND state = 'running' RETURNING state",
+                {"now": now, "id": job_id, "owner": owner},
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def expire_dead_owners(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
-        """Expire the leases of running jobs held by a dead process of this host (a killed server):
-        its pid is gone, or it is this pid under another process token (a restarted container's pid 1).
-        Returns their ids. Owners on other hosts are left to their lease's expiry."""
-        host = socket.gethostname()
+        """Expire the leases of running jobs held by a dead process of this host and pid namespace (a
+        killed server): its pid is gone, or it is this pid under another process token. Returns their
+        ids. Owners on other hosts or in another pid namespace (another container: the same pid may be
+        alive there) are left to their lease's expiry."""
+        here = host_id()
         expired = []
         with self._write() as conn:
             for row in conn.execute("SELECT id, owner FROM jobs WHERE state = 'running'").fetchall():
-                parts = str(row["owner"] or "").split(":")
-                if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
+                parts = str(row["owner"] or "").rsplit(":", 3)  # host:pidns, pid, token, n
+                if len(parts) != 4 or parts[0] != here or not parts[1].isdigit():
                     continue
                 pid = int(parts[1])
                 dead = parts[2] != _PROCESS_TOKEN if pid == os.getpid() else not alive(pid)

@@ -66,4 +66,8 @@ class ServiceMetrics:
             "l1ad_flag_rate_window_events", "Events in the flag-rate window", registry=r
         )
         self.flag_rate_expected = Gauge("l1ad_flag_rate_expected_events",
-                                        "Flags expected in the flag-rate window", registry=r)  # fmt: skip
+                                        "Flags expected in the flag-rate window at the calibration's rate",
+                                        registry=r)  # fmt: skip
+        self.flag_rate_tested = Gauge("l1ad_flag_rate_tested",
+                                      "1 when the flag-rate window resolves a factor-F change both ways",
+                                      registry=r)  # fmt: skip

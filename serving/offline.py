@@ -102,17 +102,19 @@ def write_results(
 
 
 def concat_results(parts: list[str | Path], out: str | Path, meta: dict[str, Any]) -> Path:
-    """One results file from partial ones (in the given order), written atomically."""
+    """One results file from partial ones (in the given order), streamed one part at a time (memory
+    stays at one part whatever the job's size), written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(p) for p in parts]
-    table = pa.concat_tables(tables) if tables else pa.table(
-        {"event_index": pa.array([], pa.int64()), "score": pa.array([], pa.float64()),
-         "flag": pa.array([], pa.bool_())})  # fmt: skip
-    table = table.replace_schema_metadata({f"l1ad.{k}": json.dumps(v) for k, v in meta.items()})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
+    schema = pa.schema(
+        [("event_index", pa.int64()), ("score", pa.float64()), ("flag", pa.bool_())],
+        metadata={f"l1ad.{k}": json.dumps(v) for k, v in meta.items()},
+    )
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            table = pq.read_table(part)
+            writer.write_table(table.select(list(RESULT_COLUMNS)).cast(schema))
     return Path(out)
 
 

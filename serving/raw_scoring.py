@@ -2,14 +2,17 @@
 
 :class:`RawEventScore` maps ``events`` (N, 57) float32 ``[pT (GeV), eta, phi (rad)]`` per slot,
 slot-major in :func:`~l1ad.events.schema.flat_feature_names` order (absent objects all 0), to the score
-(N, 1) float64. It does what the l1ad service does with such a request: an object is present when its pT
-is non-zero (MET always, as :func:`l1ad.serving.inputs.to_particles`), the mask is
-:func:`~l1ad.events.schema.input_mask`, the standardization is
+(N, 1) float64. It does what the l1ad service does with such a request: MET is always present, any
+other object is present when its pT is non-zero (the one rule of
+:func:`l1ad.events.sources.kinematics_to_particles`, which :func:`l1ad.serving.inputs.to_particles`
+follows; written again here in torch because a TorchScript module cannot call numpy, and tested
+against it), the mask is :func:`~l1ad.events.schema.input_mask`, the standardization is
 :meth:`~l1ad.events.encoding.Standardizer.transform` (float64 ``(x - mean) / std``, 0 where masked,
 then float32), batches under :data:`~l1ad.models.ebm.scores.MIN_ROWS` rows are zero-padded to it,
 and the score is :mod:`l1ad.models.ebm.scores`' definition. It does not validate events (the service
-does): a client must send events the service would accept. On events read from a file the class
-column decides presence instead; the two agree unless a file holds a present object with pT exactly 0.
+does): a client must send events the service would accept. On events read from an HDF5 file the
+class column decides presence instead; the two agree unless the file holds a present object other
+than MET with pT exactly 0, or an absent MET.
 
 The networks run through :class:`~l1ad.models.ebm.export.ScoringModule`, one per noise level the
 score needs. Which scores need ``grad_x E`` (:data:`GRADIENT_SCORES`): only ``score_norm`` of the
@@ -83,7 +86,7 @@ class RawEventScore(nn.Module):
         live[3 * schema.MET.first_slot + schema.ETA] = False  # MET eta is never a live input
         self.register_buffer("live", torch.from_numpy(live))
         always = np.zeros(schema.N_OBJECTS, dtype=bool)
-        always[schema.MET.first_slot] = True  # MET always exists (serving.inputs.to_particles)
+        always[schema.MET.first_slot] = True  # MET always exists (events.sources.kinematics_to_particles)
         self.register_buffer("always", torch.from_numpy(always))
         levels = _levels(model, score)
         self.sigmas = [float(model.sigmas[j]) for j in levels]
@@ -113,7 +116,8 @@ class RawEventScore(nn.Module):
         self.log_norm = float(d * math.log(2 * math.pi))  # sklearn's n_features * log(2 pi)
 
     def inputs(self, events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw events -> standardized ``x`` and float mask, both (N, 57) float32 (``scores.prepare``)."""
+        """Raw events -> standardized ``x`` and float mask, both (N, 57) float32: ``scores.prepare`` of
+        ``kinematics_to_particles(events)`` (MET present whatever its pT, any other slot iff pT != 0)."""
         events = events.to(torch.float32)  # the service also rounds its input to float32 first
         k = events.reshape(events.shape[0], schema.N_OBJECTS, 3)
         present = (k[:, :, schema.PT] != 0) | self.always

@@ -102,7 +102,10 @@ class Service:
         """Monitor input and flag-rate drift (:class:`l1ad.serving.drift_monitor.DriftConfig`) in /metrics."""
         from l1ad.serving.drift_monitor import DriftMonitor
 
-        self.drift = DriftMonitor.for_run(cfg, Path(self.cfg.run_dir), self.cfg.model, self.metrics)
+        new = DriftMonitor.for_run(cfg, Path(self.cfg.run_dir), self.cfg.model, self.metrics)
+        old, self.drift = self.drift, new
+        if old is not None:  # a second call replaces the monitor: stop the old one's thread
+            old.close()
 
     def _observe(self, particles, scores, flags, rate) -> None:
         try:

@@ -15,10 +15,15 @@ so that a Triton client sends exactly what it sends to the l1ad service and gets
 IsolationForest (sklearn) and the Keras L1 firmware models are skipped with the reason.
 
 Every model is checked before its directory is swapped in: the written TorchScript file, loaded back
-and run as Triton runs it (no_grad, graph optimization off, twice, and one event at a time), must give
-the registry's scores bitwise (``multiscale_gmm``: within ``GMM_RTOL``/``GMM_ATOL``, see
+and run as Triton's PyTorch backend runs it (:func:`triton_backend_mode`: graph optimization off,
+``InferenceMode`` unless the config turns it off, ``NoGradGuard``; twice, and one event at a time),
+must give the registry's scores bitwise (``multiscale_gmm``: within ``GMM_RTOL``/``GMM_ATOL``, see
 :mod:`l1ad.serving.raw_scoring`); the ONNX file, run with onnxruntime, must agree with the eager module
-within :mod:`l1ad.serving.onnx_export`'s tolerance. A failed check raises and leaves no new directory.
+within :mod:`l1ad.serving.onnx_export`'s tolerance, and its flags at every threshold of the run's rate
+table must agree with the eager ones (events within the tolerance of a threshold are counted, not
+required to agree). A failed check raises and leaves no new directory. Each trained model is loaded
+once for all its scores, not once per score: the registry's :class:`~l1ad.models.registry.LoadedModel`
+gives the reference scores, one :class:`~l1ad.models.ebm.scores.LoadedEBM` the exported modules.
 Other model directories already in ``REPO`` are left alone (several runs can share one repository).
 """
 
@@ -29,7 +34,8 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +46,7 @@ from l1ad.core.files import atomic_write_text, replace_dir, sha256_file, staging
 from l1ad.core.versions import l1ad_version, tool_versions
 from l1ad.events import schema
 from l1ad.models import registry
-from l1ad.models.ebm.scores import GMM_FILE, SCORE_NAMES, load_model
+from l1ad.models.ebm.scores import GMM_FILE, SCORE_NAMES, LoadedEBM, load_model
 from l1ad.serving import onnx_export
 from l1ad.serving import triton_config as tc
 from l1ad.serving.raw_scoring import GMM_ATOL, GMM_RTOL, RawEventScore, needs_gradient
@@ -106,10 +112,23 @@ def check_events(path: str | Path | None, n: int = N_CHECK_EVENTS) -> tuple[np.n
     return open_source(path).read(0, n), f"{path} (first {n} events)"
 
 
-def verify_torchscript(path: Path, kin: torch.Tensor, ref: np.ndarray, gmm: bool) -> dict[str, Any]:
-    """Run the written file as Triton does; compare with the registry's scores ``ref`` (raises if off)."""
+@contextmanager
+def triton_backend_mode(inference_mode: bool) -> Iterator[None]:
+    """The modes Triton's PyTorch backend sets around ``forward`` (``ModelInstanceState::Execute``):
+    graph optimization as ``DISABLE_OPTIMIZED_EXECUTION`` says (off here), ``torch::InferenceMode``
+    as ``INFERENCE_MODE`` says (on by default, off for the scores built on ``grad_x E``), then a
+    ``NoGradGuard``."""
+    with torch.jit.optimized_execution(False), torch.inference_mode(inference_mode), torch.no_grad():
+        yield
+
+
+def verify_torchscript(
+    path: Path, kin: torch.Tensor, ref: np.ndarray, gmm: bool, gradient: bool
+) -> dict[str, Any]:
+    """Run the written file as Triton does (:func:`triton_backend_mode`; ``INFERENCE_MODE`` off when
+    the score needs ``gradient``); compare with the registry's scores ``ref`` (raises if off)."""
     module = torch.jit.load(str(path))
-    with torch.no_grad(), torch.jit.optimized_execution(False):
+    with triton_backend_mode(inference_mode=not gradient):
         runs = [module(kin).numpy()[:, 0] for _ in range(2)]  # the 2nd call runs after profiling
         singles = np.concatenate([module(kin[i : i + 1]).numpy()[:, 0] for i in range(min(4, len(kin)))])
     got = np.concatenate(runs + [singles])
@@ -119,7 +138,8 @@ def verify_torchscript(path: Path, kin: torch.Tensor, ref: np.ndarray, gmm: bool
     if not (exact or (gmm and np.allclose(got, want, rtol=GMM_RTOL, atol=GMM_ATOL))):
         raise RuntimeError(f"{path}: TorchScript scores differ from the registry's (max abs diff {diff:.3g})")
     return {"n_events": int(len(ref)), "max_abs_diff": diff, "bitwise_equal": exact,
-            "batch_of_1_events": int(len(singles))}  # fmt: skip
+            "batch_of_1_events": int(len(singles)), "inference_mode": not gradient,
+            "no_grad": True, "optimized_execution": False}  # fmt: skip
 
 
 def _write_model_dir(out: Path, name: str, build: Callable[[Path], dict[str, Any]], config: str) -> dict:
@@ -139,12 +159,17 @@ def _write_model_dir(out: Path, name: str, build: Callable[[Path], dict[str, Any
 
 
 class ScoreExport:
-    """One score of one trained model: its Triton names, the registry's scores, shared metadata."""
+    """One score of one trained model: its Triton names, the registry's scores, shared metadata.
 
-    def __init__(self, loaded: registry.LoadedModel, score: str, particles: np.ndarray, events_desc: str,
-                 max_batch_size: int, max_queue_delay_us: int) -> None:  # fmt: skip
+    ``loaded`` (the registry's model: reference scores, hash, labels) and ``ebm`` (the same model
+    directory as a :class:`LoadedEBM`, which the exported modules are built from) are loaded once
+    per model by the caller and shared by all its scores.
+    """
+
+    def __init__(self, loaded: registry.LoadedModel, ebm: LoadedEBM, score: str, particles: np.ndarray,
+                 events_desc: str, max_batch_size: int, max_queue_delay_us: int) -> None:  # fmt: skip
         trained = loaded.trained
-        self.ebm = load_model(trained.path)
+        self.ebm = ebm
         self.score = score
         self.label = dict(zip(SCORE_NAMES, loaded.score_labels, strict=True))[score]
         self.name = tc.triton_name(trained.path.name, score, SCORE_NAMES[0])
@@ -152,6 +177,7 @@ class ScoreExport:
         self.kin = torch.from_numpy(schema.kinematics(particles))
         self.ref = loaded.score(particles, (self.label,))[self.label]
         self.events_desc = events_desc
+        self.thresholds = from_evaluation(trained.path.parent, self.label)
         self.batching = (max_batch_size, max_queue_delay_us)
         self.tags = {"l1ad_model_hash": loaded.hash, "l1ad_score_label": self.label,
                      "l1ad_version": l1ad_version(), "l1ad_input_encoding": tc.INPUT_ENCODING,
@@ -166,7 +192,7 @@ class ScoreExport:
                       "encoding": tc.INPUT_ENCODING, "features": schema.flat_feature_names()},
             "output": {"name": tc.OUTPUT_NAME, "datatype": "FP64", "shape": [-1, 1],
                        "meaning": f"anomaly score {self.label}, higher = more anomalous (as l1ad serve)"},
-            "thresholds": from_evaluation(trained.path.parent, self.label).to_dict(),
+            "thresholds": self.thresholds.to_dict(),
             "tools": tool_versions(TOOLS),
         }  # fmt: skip
 
@@ -181,7 +207,9 @@ class ScoreExport:
         def build(tmp: Path) -> dict[str, Any]:
             path = tmp / tc.VERSION / "model.pt"
             torch.jit.save(torch.jit.script(RawEventScore(self.ebm, self.score).eval()), str(path))
-            check = verify_torchscript(path, self.kin, self.ref, self.score == "multiscale_gmm")
+            check = verify_torchscript(
+                path, self.kin, self.ref, self.score == "multiscale_gmm", self.gradient
+            )
             return {**self.base, "triton_model": self.name, "platform": tc.TORCHSCRIPT_PLATFORM,
                     "file": f"{tc.VERSION}/model.pt", "file_sha256": sha256_file(path),
                     "exporter": "torch.jit.script", "backend_parameters": params, "onnx": onnx_note,
@@ -199,14 +227,16 @@ class ScoreExport:
         """Write and check ``out/<name>-onnx``; its summary row."""
         name = f"{self.name}-onnx"
         t0 = time.perf_counter()
-        with torch.no_grad():
-            eager = RawEventScore(self.ebm, self.score).eval()(self.kin).numpy()
+        reference = RawEventScore(self.ebm, self.score).eval()
+        with torch.inference_mode():  # as the TorchScript model runs in Triton (no grad_x E here)
+            eager = reference(self.kin).numpy()
         module = RawEventScore(self.ebm, self.score, pad_rows=0)  # no data-dependent branch in the graph
 
         def build(tmp: Path) -> dict[str, Any]:
             path = tmp / tc.VERSION / "model.onnx"
             seconds = onnx_export.export_onnx(module, path, self.kin[: min(32, len(self.kin))])
-            check = onnx_export.compare(onnx_export.run_onnx(path, self.kin.numpy()), eager)
+            got = onnx_export.run_onnx(path, self.kin.numpy())
+            check = onnx_export.compare(got, eager, self.score, self.thresholds)
             if not check["within_tolerance"]:
                 raise RuntimeError(f"{name}: ONNX scores differ from eager beyond the tolerance: {check}")
             return {**self.base, "triton_model": name, "platform": tc.ONNX_PLATFORM,
@@ -218,8 +248,11 @@ class ScoreExport:
 
         meta = _write_model_dir(out, name, build, self._config(name, tc.ONNX_PLATFORM, {}))
         check = meta["check"]["onnx_vs_eager"]
-        logger.info("%s: ONNX vs eager max abs diff %.3g, max rel %.3g (%d events)", name,
-                    check["max_abs_diff"], check["max_rel_diff"], check["n_events"])  # fmt: skip
+        near = sum(r["near_threshold"] for r in check["flags"])
+        logger.info("%s: ONNX vs eager max abs diff %.3g (%.2g of the tolerance), flags agree at %d "
+                    "thresholds (%d events within the tolerance of one; %d events)", name,
+                    check["max_abs_diff"], check["max_diff_over_tolerance"], len(check["flags"]), near,
+                    check["n_events"])  # fmt: skip
         return _row(meta, check)
 
 
@@ -265,6 +298,7 @@ def export_repository(
     rows: list[dict[str, Any]] = []
     for trained, scores in chosen:
         loaded = registry.load(trained)
+        ebm = load_model(trained.path)  # once per model, shared by all its scores
         try:
             for score in scores:
                 if score == "multiscale_gmm" and not (trained.path / GMM_FILE).is_file():
@@ -273,7 +307,9 @@ def export_repository(
                     )
                     logger.warning("skipping %s:%s: no %s", trained.label, score, GMM_FILE)
                     continue
-                exp = ScoreExport(loaded, score, particles, events_desc, max_batch_size, max_queue_delay_us)
+                exp = ScoreExport(
+                    loaded, ebm, score, particles, events_desc, max_batch_size, max_queue_delay_us
+                )
                 rows += export_score(exp, out, onnx)
         finally:
             loaded.close()

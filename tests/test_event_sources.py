@@ -77,8 +77,17 @@ def test_invalid_rows_are_named_with_the_file_row(files, tmp_path) -> None:
                    tmp_path / "bad.parquet", row_group_size=500)  # fmt: skip
     src = open_source(tmp_path / "bad.parquet")
     src.read(0, 1000)  # the bad row is not in this slice
-    with pytest.raises(EventFileError, match=r"bad.parquet: dataset 'Particles' row 1234 slot 9 \(jet1\)"):
+    with pytest.raises(
+        EventFileError, match=r"bad.parquet: row 1234 slot 9 \(jet1, columns jet1_pt/jet1_eta/jet1_phi\)"
+    ):
         src.read(1000, 2000)
+    p[1234, 9, schema.ETA] = 0.5
+    p[17, 2, schema.PT] = -3.0  # e2 with a negative pT: an object with a bad pT, never padding
+    src = open_source(write_events(tmp_path / "bad.h5", p, check=False))
+    with pytest.raises(
+        EventFileError, match=r"bad.h5: dataset 'Particles' row 17 slot 2 \(e2\): negative pT"
+    ):
+        src.read(10, 20)
 
 
 def test_write_parquet_refuses_invalid_events(files, tmp_path) -> None:
@@ -86,7 +95,41 @@ def test_write_parquet_refuses_invalid_events(files, tmp_path) -> None:
     p[3, 0, schema.PT] = np.nan
     with pytest.raises(EventFileError, match="row 3"):
         write_parquet_events(tmp_path / "x.parquet", p)
-    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_parquet_round_trip_is_exact_and_refuses_what_it_cannot_encode(files, tmp_path) -> None:
+    p = files["p"][:50].copy()
+    p[3, 0, :3] = 0.0  # MET of exactly 0: valid, and MET is always present
+    back = open_source(write_parquet_events(tmp_path / "met0.parquet", p)).read()
+    np.testing.assert_array_equal(back, p)
+    # the service's JSON/tensor inputs use the same conversion: MET present whatever its pT
+    from l1ad.serving.inputs import to_particles
+
+    np.testing.assert_array_equal(to_particles(p[:, :, :3].astype(np.float64)), p)
+    q = p.copy()
+    q[7, 9] = [0.0, 0.0, 0.0, schema.JET_CLASS]  # a present jet with pT = 0 (valid in HDF5)
+    with pytest.raises(EventFileError, match=r"row 7 slot 9 \(jet1\): a present object with pT = 0"):
+        write_parquet_events(tmp_path / "jet0.parquet", q)
+    assert not (tmp_path / "jet0.parquet").exists()
+
+
+def test_identity_changes_with_content_of_the_same_size(tmp_path) -> None:
+    import os
+
+    from l1ad.events.sources import identity
+
+    p = make_particles(200, seed=3)
+    path = write_events(tmp_path / "a.h5", p)
+    before = identity(open_source(path))
+    st = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # same size, same mtime, one byte differs (inside the last MiB)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = identity(open_source(path))
+    assert (after["size"], after["mtime"]) == (before["size"], before["mtime"])
+    assert after["id"] != before["id"]
+    assert identity(open_source(path)) == after  # deterministic
 
 
 def test_results_round_trip_and_concat(tmp_path) -> None:
