@@ -48,6 +48,7 @@ def add_args(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="latency/resources vs budgets (report.json, report.md)")
     common(r)
     r.add_argument("--no-yosys", action="store_true", help="skip the Yosys synthesis of DA targets")
+    r.add_argument("--json", action="store_true", help="print report.json instead of the markdown table")
     p.set_defaults(func=main)
     return p
 
@@ -97,10 +98,20 @@ def _emulate(args, target, project: Path, run_dir) -> int:
 
 
 def _report(args, target, project: Path, run_dir) -> int:
+    import json
+    import logging
+
     from l1ad.reports.budget import make_report, render_markdown, write_report
 
     report = make_report(project, run_yosys=not args.no_yosys)
     js, md = write_report(project, report)
-    print(render_markdown(report))
-    print(f"wrote {js} and {md}")
-    return 0
+    if args.json:
+        print(json.dumps(report, indent=1, sort_keys=True, default=str))
+    else:
+        print(render_markdown(report))
+        print(f"wrote {js} and {md}")
+    failed = [c for c in report["budgets"] if not c["pass"]]
+    for c in failed:
+        logging.getLogger("l1ad.firmware").error(
+            "%s: budget %s FAILS (%s %s, limit %s %s; source: %s)", report["target"], c["budget"], c["value"], c["unit"], c["limit"], c["unit"], report["primary"])  # fmt: skip
+    return 1 if failed else 0

@@ -64,13 +64,15 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo steps whose outputs exist")
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str, accept: tuple[int, ...] = (0,)) -> int:
+    """Run one ``l1ad`` step; a status outside ``accept`` stops the pipeline."""
     log.info("==> %s: l1ad %s", what, " ".join(argv))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "l1ad.cli.main", *argv], check=False)
-    if proc.returncode != 0:
+    if proc.returncode not in accept:
         raise RuntimeError(f"step '{what}' failed with exit status {proc.returncode}: l1ad {' '.join(argv)}")
     log.info("<== %s done in %.1f s", what, time.perf_counter() - t0)
+    return proc.returncode
 
 
 def main(args: argparse.Namespace) -> int:
@@ -114,6 +116,8 @@ def main(args: argparse.Namespace) -> int:
             ["firmware", "emulate", target, *where, "--events", str(data / "background_test.h5")],
             "firmware emulate",
         )
-        _run(["firmware", "report", target, *where], "firmware report")
+        # exit 1: a budget fails. That is a result of the run (named in the report), not a broken step
+        if _run(["firmware", "report", target, *where], "firmware report", accept=(0, 1)):
+            log.warning("firmware report: the %s target fails a budget (see its report.md)", target)
     log.info("pipeline finished in %.1f min; results in %s", (time.perf_counter() - t_start) / 60, out)
     return 0

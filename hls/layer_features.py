@@ -41,18 +41,26 @@ def layer_features(hls_model: Any) -> list[dict[str, Any]]:
             "out_width": out_fp.width,
         }
         row["n_out"] = int(out_var.size())
+        if layer.get_attr("op") is not None:  # Merge: hls4ml 1.3 turns Multiply/Add/Subtract into one class
+            row["op"] = str(layer.get_attr("op")).lower()
         weight = layer.weights.get("weight") if hasattr(layer, "weights") else None
         if weight is not None and weight.data is not None and np.asarray(weight.data).ndim == 2:
             w = np.asarray(weight.data, dtype=np.float64)
             wf = precision_fixed_point(weight.type.precision)
             ints = np.round(w * 2.0**wf.f).astype(np.int64)
+            digits = [csd_digits(v) for v in ints.ravel()]
+            accum = layer.get_attr("accum_t")
             row["weights"] = {
                 "n_in": int(w.shape[0]),
                 "width": wf.width,
                 "nonzero_per_output": [int(v) for v in np.count_nonzero(ints, axis=0)],
-                "csd_digits": int(sum(csd_digits(v) for v in ints.ravel())),
+                "csd_digits": int(sum(digits)),
+                "max_csd_digits": int(max(digits, default=0)),  # the slowest constant multiplier
                 "n_nonzero": int(np.count_nonzero(ints)),
-                "accum_width": out_fp.width,
+                # the adder tree runs at the accumulator's width (hls4ml's accum_t), not the output's
+                "accum_width": precision_fixed_point(accum.precision).width
+                if accum is not None
+                else out_fp.width,
             }
         out.append(row)
     return out

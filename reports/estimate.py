@@ -4,13 +4,17 @@ A first-order model, always labelled ``model estimate`` in reports (never a synt
 
 * **Constant multiplications** (Dense weights, io_parallel, reuse factor 1): a zero weight costs
   nothing; a weight whose canonical-signed-digit (CSD) form has ``d`` nonzero digits is ``d - 1``
-  shifted additions of the input (``d = 1``: a plain shift, free). Each adder of ``a`` bits costs
-  ``a`` LUTs (one LUT + carry per bit on UltraScale+). Inputs wider than ``DSP_MIN_BITS`` times
-  weights wider than ``DSP_MIN_BITS`` go to a DSP instead (Vivado's default mapping of wide products).
-* **Accumulation**: per output, ``nonzero - 1`` additions of the accumulator width, as a balanced
-  tree of depth ``ceil(log2(nonzero))``.
-* **Data x data products** (Multiply): an ``a x b`` array multiplier, ``a * b / 2`` LUTs, or a DSP
-  when both widths exceed ``DSP_MIN_BITS``.
+  shifted additions of the input (``d = 1``: a plain shift, free), a tree of depth ``ceil(log2 d)``;
+  the layer's depth is that of its weight with the most digits (the critical path), never the
+  mean. Each adder of ``a`` bits costs ``a`` LUTs (one LUT + carry per bit on UltraScale+). Inputs
+  wider than ``DSP_MIN_BITS`` times weights wider than ``DSP_MIN_BITS`` go to a DSP instead
+  (Vivado's default mapping of wide products).
+* **Accumulation**: per output, ``nonzero - 1`` additions of the accumulator width (hls4ml's
+  ``accum_t``), as a balanced tree of depth ``ceil(log2(nonzero))``.
+* **Data x data products**: ``Multiply`` layers, and ``Merge`` layers whose ``op`` is ``multiply``
+  (hls4ml 1.3 converts Keras ``Multiply`` and HGQ2 ``QMultiply``, the score's squarers, into class
+  ``Merge``): an ``a x b`` array multiplier, ``a * b / 2`` LUTs, or a DSP when both widths exceed
+  ``DSP_MIN_BITS``. Other ``Merge`` ops (add, subtract) are one adder per output.
 * **Latency**: the critical path is the sum over layers of (multiplier adder levels + accumulation
   depth) at ``ADDER_NS`` per level (a ~16-bit carry chain plus routing on UltraScale+), divided into
   clock cycles, plus one cycle for the output register (an hls4ml io_parallel Latency design
@@ -41,7 +45,9 @@ def _dense(row: dict[str, Any]) -> dict[str, float]:
         dsp = 0
         adders = max(0, w["csd_digits"] - w["n_nonzero"])
         mult_luts = adders * (a + 1)
-        mult_levels = math.ceil(math.log2(max(1, w["csd_digits"] / max(1, w["n_nonzero"])))) if adders else 0
+        # the critical path: the weight with the most CSD digits (older metadata: the mean, rounded up)
+        d_max = w.get("max_csd_digits") or math.ceil(w["csd_digits"] / max(1, w["n_nonzero"]))
+        mult_levels = math.ceil(math.log2(d_max)) if adders and d_max > 1 else 0
     nz = w["nonzero_per_output"]
     acc_luts = sum(max(0, k - 1) for k in nz) * w["accum_width"]
     depth = math.ceil(math.log2(max(nz))) if nz and max(nz) > 1 else 0
@@ -51,6 +57,11 @@ def _dense(row: dict[str, Any]) -> dict[str, float]:
         "levels": mult_levels + depth,
         "multipliers": w["n_nonzero"],
     }
+
+
+def is_product(row: dict[str, Any]) -> bool:
+    """A data x data product: a ``Multiply`` layer or a ``Merge`` of op ``multiply``."""
+    return row["class"] == "Multiply" or (row["class"] == "Merge" and row.get("op") == "multiply")
 
 
 def _product(row: dict[str, Any]) -> dict[str, float]:
@@ -83,7 +94,7 @@ def estimate(layers: list[dict[str, Any]], clock_period_ns: float, reuse_factor:
             continue
         if "weights" in row:
             cost = _dense(row)
-        elif row["class"] == "Multiply":
+        elif is_product(row):
             cost = _product(row)
         else:
             cost = _elementwise(row)

@@ -140,6 +140,32 @@ def test_model_estimate_is_labelled(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_estimate_rows_of_a_real_project_cost_the_squarers_and_the_accumulators() -> None:
+    """On a project hls4ml 1.3 really converted: the score's QMultiply arrives as class ``Merge`` with
+    op ``multiply`` and is costed as multipliers; each Dense row's accumulator width is the width of the
+    ``<layer>_accum_t`` type hls4ml wrote into the project's defines.h (not the output width)."""
+    import re
+
+    project = fm.project("Latency")
+    rows = {r["name"]: r for r in read_metadata(project)["estimate_layers"]}
+    assert (rows["sq"]["class"], rows["sq"].get("op")) == ("Merge", "multiply")
+    assert (rows["diff"]["class"], rows["diff"].get("op")) == ("Merge", "subtract")
+    per_layer = {r["name"]: r for r in estimate(list(rows.values()), 5.0)["layers"]}
+    assert per_layer["sq"]["multipliers"] == rows["sq"]["n_out"] > 0
+    assert per_layer["diff"]["multipliers"] == 0
+    defines = (project / "firmware" / "defines.h").read_text()
+    accum = {
+        m[2]: int(m[1])
+        for m in re.finditer(r"typedef ap_u?fixed<(\d+),\s*-?\d+[^>]*> (\w+)_accum_t;", defines)
+    }
+    dense = {n: r for n, r in rows.items() if "weights" in r}
+    assert dense and set(dense) == set(accum)
+    for name, r in dense.items():
+        assert r["weights"]["accum_width"] == accum[name], name
+    assert any(accum[n] != r["out_width"] for n, r in dense.items())  # the case the old estimate got wrong
+
+
+@pytest.mark.slow
 def test_report_on_vendor_reports(tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(fm.project("Latency"), project, ignore=shutil.ignore_patterns("csim"))
@@ -183,7 +209,7 @@ def _cli(*argv: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.allow_error_logs
-def test_cli_build_emulate_report(tmp_path: Path, capsys) -> None:
+def test_cli_build_emulate_report(tmp_path: Path, capsys, caplog) -> None:
     target = fm.target("Latency", "tiny", name="cli_tiny")
     path = target.save(tmp_path)
     assert _cli("build", str(path)) == 0
@@ -196,8 +222,17 @@ def test_cli_build_emulate_report(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "0 score mismatches" in out and "BIT-EXACT" in out
     assert __import__("numpy").load(scores).shape == (3000, 1)
-    assert _cli("report", str(path)) == 0
+    rc = _cli("report", str(path), "--json")
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == (0 if rep["pass"] else 1) and rep == json.loads((project / "report.json").read_text())
     assert "ESTIMATE" in (project / "report.md").read_text()
+    # a budget that fails: exit 1, and the log names the budget
+    meta = json.loads((project / "metadata.json").read_text())
+    meta["budgets"]["latency_ns"] = 0.01
+    (project / "metadata.json").write_text(json.dumps(meta))
+    assert _cli("report", str(path)) == 1
+    assert "budget latency FAILS" in caplog.text
+    caplog.clear()
     # an empty events file: no comparison, so not a success
     empty = tmp_path / "empty.npy"
     __import__("numpy").save(empty, __import__("numpy").zeros((0, 57), dtype="float32"))
