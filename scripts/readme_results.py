@@ -37,7 +37,39 @@ def _v(m: dict, key: str) -> str:
     return f"{v:.4f} ± {e:.4f}" if e is not None else f"{v:.4f}"
 
 
-def render(run: Path, project: Path | None) -> str:
+def _firmware(project: Path, title: str) -> list[str]:
+    """The emulation and report lines of one firmware project."""
+    meta = json.loads((project / "metadata.json").read_text())
+    lines = [
+        f"{title} `{meta['target']}` ({meta['strategy']}, {meta['part']} at {meta['clock_period_ns']:g} ns):"
+    ]
+    emu = project / "emulation.json"
+    if emu.is_file():
+        e = json.loads(emu.read_text())
+        dec = sum(e.get("decision_mismatch", {}).values())
+        lines.append(f"C-simulation against the QAT model on {e['n_events']:,} test events: {e['n_mismatch']} score "
+                     f"and {dec} trigger-decision mismatches ({e['events_per_second']:,.0f} events/s).")  # fmt: skip
+        if e.get("rtl"):
+            r = e["rtl"]
+            lines.append(f"The da4ml Verilog under Verilator against the C-simulation on {r['n_events']:,} events: "
+                         f"{r['n_mismatch']} mismatches ({r['events_per_second']:,.0f} events/s).")  # fmt: skip
+    rep = project / "report.json"
+    if rep.is_file():
+        r = json.loads(rep.read_text())
+        for src in r.get("sources", []):
+            res = src.get("resources", {})
+            lines.append(f"- {src.get('label', src.get('source'))}: {res.get('LUT')} LUT, {res.get('FF')} FF, "
+                         f"{res.get('DSP')} DSP, latency {src.get('latency_cycles')} cycles = "
+                         f"{src.get('latency_ns')} ns, II {src.get('ii_cycles')}")  # fmt: skip
+        checks = r.get("budgets") or []
+        lines.append("- budgets (primary source: " + str(r.get("primary")) + "): " + "; ".join(
+            f"{c['budget']} {c['value']:.4g} {c['unit']} (limit {c['limit']:g}) {'PASS' if c['pass'] else 'FAIL'}"
+            for c in checks) + f"; overall {'PASS' if r.get('pass') else 'FAIL'}")  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def render(run: Path, project: Path | None, da_project: Path | None = None) -> str:
     ev = json.loads((run / "evaluation.json").read_text())
     signals = sorted({s for per in ev["models"].values() for s in per})
     lines = [
@@ -57,28 +89,10 @@ def render(run: Path, project: Path | None) -> str:
                 )
         lines.append("")
     if project is not None and (project / "metadata.json").is_file():
-        meta = json.loads((project / "metadata.json").read_text())
-        lines.append(f"Default firmware target `{meta['target']}` ({meta['strategy']}, {meta['part']} at "
-                     f"{meta['clock_period_ns']:g} ns):")  # fmt: skip
-        emu = project / "emulation.json"
-        if emu.is_file():
-            e = json.loads(emu.read_text())
-            dec = sum(e.get("decision_mismatch", {}).values())
-            lines.append(f"C-simulation against the QAT model on {e['n_events']:,} test events: {e['n_mismatch']} score "
-                         f"and {dec} trigger-decision mismatches ({e['events_per_second']:,.0f} events/s).")  # fmt: skip
-        rep = project / "report.json"
-        if rep.is_file():
-            r = json.loads(rep.read_text())
-            for src in r.get("sources", []):
-                res = src.get("resources", {})
-                lines.append(f"- {src.get('label', src.get('source'))}: {res.get('LUT')} LUT, {res.get('FF')} FF, "
-                             f"{res.get('DSP')} DSP, latency {src.get('latency_cycles')} cycles = "
-                             f"{src.get('latency_ns')} ns, II {src.get('ii_cycles')}")  # fmt: skip
-            checks = r.get("budgets") or []
-            lines.append("- budgets (primary source: " + str(r.get("primary")) + "): " + "; ".join(
-                f"{c['budget']} {c['value']:.4g} {c['unit']} (limit {c['limit']:g}) {'PASS' if c['pass'] else 'FAIL'}"
-                for c in checks) + f"; overall {'PASS' if r.get('pass') else 'FAIL'}")  # fmt: skip
-        lines.append("")
+        lines += _firmware(project, "Default firmware target")
+    if da_project is not None and (da_project / "report.json").is_file():
+        lines += _firmware(da_project, "The same model as a distributed-arithmetic target (not part of `make run`: "
+                           f"`l1ad firmware build/emulate --rtl/report {da_project.name} --run-dir {run}`)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -86,6 +100,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/default", type=Path)
     ap.add_argument("--project", default="firmware_projects/ae_compact_vu13p", type=Path)
+    ap.add_argument("--da-project", default="firmware_projects/ae_compact_vu13p_da", type=Path,
+                    help="the distributed-arithmetic project, shown when it has a report")  # fmt: skip
     ap.add_argument("--readme", default="README.md", type=Path)
     a = ap.parse_args()
     text = a.readme.read_text()
@@ -96,7 +112,7 @@ def main() -> int:
     _, tail = rest.split(END, 1)
     from l1ad.core.files import atomic_write_text
 
-    atomic_write_text(a.readme, f"{head}{BEGIN}\n{render(a.run, a.project)}\n{END}{tail}")
+    atomic_write_text(a.readme, f"{head}{BEGIN}\n{render(a.run, a.project, a.da_project)}\n{END}{tail}")
     print(f"wrote the results block of {a.readme}")
     return 0
 

@@ -135,6 +135,8 @@ def test_scores_hand_computed() -> None:
 
 def test_determinism_same_seed(trained, background, tmp_path, events) -> None:
     again = train_model("ebm", background, tmp_path, config=TINY, seed=3)
+    # same seed, same bytes (the zip archive inside model.pt must not carry the temporary file's name)
+    assert (again / MODEL_FILE).read_bytes() == (trained["ebm"] / MODEL_FILE).read_bytes()
     a = torch.load(trained["ebm"] / MODEL_FILE, weights_only=True)
     b = torch.load(again / MODEL_FILE, weights_only=True)
     assert a.keys() == b.keys()

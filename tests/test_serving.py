@@ -364,7 +364,8 @@ def test_grafana_dashboard_queries_the_service_metrics() -> None:
     exprs = " ".join(t["expr"] for p in doc["panels"] for t in p["targets"])
     names = {m.name for m in ServiceMetrics().registry.collect()}
     used = {n for n in names if n in exprs}
-    assert {"l1ad_request_duration_seconds", "l1ad_events_scored", "l1ad_shadow_score_correlation"} <= used
+    assert {"l1ad_request_duration_seconds", "l1ad_events_scored", "l1ad_shadow_score_correlation",
+            "l1ad_drift_alert", "l1ad_flag_rate_ratio", "l1ad_flag_rate_tested"} <= used  # fmt: skip
     for token in ("l1ad_requests_total", "l1ad_flagged_events_total", "l1ad_model_reloads_total"):
         assert token in exprs
 

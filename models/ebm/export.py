@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from l1ad.core.files import atomic_write_with
-from l1ad.models.ebm.networks import EnergyNet, gauss_legendre
+from l1ad.core.files import atomic_write_bytes
+from l1ad.models.ebm.networks import EnergyNet, gauss_legendre, torch_bytes
 from l1ad.models.ebm.scores import LoadedEBM, load_model
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def export_torchscript(
         path = Path(model) / "scoring.ts"
     if path is not None:
         path = Path(path)
-        atomic_write_with(path, lambda tmp: torch.jit.save(scripted, tmp))
+        atomic_write_bytes(path, torch_bytes(scripted, script=True))
         logger.info("wrote %s", path)
     return scripted
 

@@ -169,3 +169,14 @@ def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+def torch_bytes(obj: object, script: bool = False) -> bytes:
+    """``torch.save`` (``torch.jit.save`` for a scripted module) into memory. Saving to a file names the
+    zip archive's root folder after the file, and an atomic write saves to a random temporary name:
+    through memory the archive is always ``archive/``, so the same weights give the same bytes."""
+    import io
+
+    buf = io.BytesIO()
+    (torch.jit.save if script else torch.save)(obj, buf)
+    return buf.getvalue()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from l1ad.core.files import atomic_write_bytes, atomic_write_with
+from l1ad.core.files import atomic_write_bytes
 from l1ad.core.versions import TORCH_TOOLS, tool_versions
 from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
@@ -37,7 +37,7 @@ from l1ad.events.split import validation_split
 from l1ad.models import registry
 from l1ad.models.ebm.config import MODEL_NAMES, EBMConfig, load_config
 from l1ad.models.ebm.dsm import sigmas_for, training_loss, validation_loss
-from l1ad.models.ebm.networks import build_network, count_parameters
+from l1ad.models.ebm.networks import build_network, count_parameters, torch_bytes
 from l1ad.models.ebm.scores import (
     GMM_FILE,
     MODEL_FILE,
@@ -131,7 +131,7 @@ def train_model(
         "metrics": metrics,
         "versions": tool_versions(TORCH_TOOLS),
     }
-    atomic_write_with(model_dir / MODEL_FILE, lambda tmp: torch.save(net.state_dict(), tmp))
+    atomic_write_bytes(model_dir / MODEL_FILE, torch_bytes(net.state_dict()))
     standardizer.save(model_dir / STANDARDIZER_FILE)
     atomic_write_bytes(model_dir / GMM_FILE, pickle.dumps(gmm))
     write_meta(model_dir, meta)
@@ -238,6 +238,6 @@ def _fit(
             "stale": stale,
             "time": train_time,
         }
-        atomic_write_with(ckpt_path, lambda tmp, c=ckpt: torch.save(c, tmp))
+        atomic_write_bytes(ckpt_path, torch_bytes(ckpt))
     net.load_state_dict(best_state)
     return net, history, best_epoch, train_time
