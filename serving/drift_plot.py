@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PANELS = 12
 BINS = 40
+#: The CMS style's fonts are sized for one plot per figure: smaller for a grid of panels.
+GRID_FONTS = {"font.size": 12, "axes.titlesize": 11, "axes.labelsize": 12, "legend.fontsize": 10,
+              "xtick.labelsize": 10, "ytick.labelsize": 10}  # fmt: skip
 
 
 def _style():
@@ -38,7 +41,7 @@ def _style():
         import mplhep
     except ImportError:  # mplhep is optional: plain matplotlib
         return contextlib.nullcontext()
-    return plt.style.context(mplhep.style.CMS)
+    return plt.style.context([mplhep.style.CMS, GRID_FONTS])
 
 
 def _slots_of(type_name: str) -> list[int]:
@@ -67,9 +70,9 @@ def _panel(ax, t: FeatureTest, window: Summary, ref: Summary) -> None:
         ax.step(x, ref.present[slots] / ref.n_events, where="mid", label="reference")
         ax.step(x, window.present[slots] / window.n_events, where="mid", label="monitored")
         ax.set_xlabel(f"{type_name} slot")
-        ax.set_ylabel("fraction of events filled")
+        ax.set_ylabel("events with the slot filled")
         ax.set_yscale("log")
-        title = f"{type_name} occupancy: min p = {t.p_corrected:.2g} (corrected, {t.feature})"
+        title = f"{type_name} occupancy: p = {t.p_corrected:.2g} ({t.feature}, corrected)"
     else:
         r, w = ref.multiplicity[t.feature], window.multiplicity[t.feature]
         k = np.arange(len(r))
@@ -78,8 +81,8 @@ def _panel(ax, t: FeatureTest, window: Summary, ref: Summary) -> None:
         ax.set_xlabel(t.feature)
         ax.set_ylabel("fraction of events")
         ax.set_yscale("log")
-    ax.set_title(title, fontsize="small")
-    ax.legend(fontsize="x-small")
+    ax.set_title(title)
+    ax.legend(frameon=False)
 
 
 def plot_drift(result: InputDrift, window: Summary, reference: Summary, path: str | Path) -> Path:
@@ -95,7 +98,7 @@ def plot_drift(result: InputDrift, window: Summary, reference: Summary, path: st
     with _style():
         cols = min(3, max(1, len(shown)))
         rows = max(1, -(-len(shown) // cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
         for ax, t in zip(axes.flat, shown, strict=False):
             _panel(ax, t, window, reference)
         for ax in list(axes.flat)[len(shown) :]:
