@@ -9,6 +9,11 @@ Sources, always labelled, first available is the primary one:
    ``da4ml estimate`` (da4ml's own LUT cost of the adder graph);
 3. ``model estimate``: :mod:`l1ad.reports.estimate` for Latency-strategy projects (ESTIMATE).
 
+Vendor reports are used only when they describe this project (:func:`vendor_refusal`): the top
+function and the part of the C-synthesis report (and the Vivado utilization report's device) match
+the project's, and every report file is newer than the project's ``metadata.json`` (written at the
+build). Otherwise they are refused, with the reason in the report and the log.
+
 Budgets (one pass/fail line each): II <= ``ii_budget_ns``, latency <= ``latency_budget_ns``,
 LUT <= ``resource_budget_fraction`` of the part, and DSP = 0 when ``require_zero_dsp``.
 All functions except :func:`make_report`/:func:`write_report` are pure.
@@ -157,7 +162,42 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})"
         )
     lines += ["", f"Overall: {'PASS' if report['pass'] else 'FAIL'}", ""]
+    if report.get("vendor_refused"):
+        lines += [f"Vendor reports found but not used: {report['vendor_refused']}.", ""]
     return "\n".join(lines)
+
+
+def _device(part: str) -> str:
+    """A part name compared across report styles: ``xcvu13p-flga2577-2-e`` and Vivado's device field
+    ``vu13pflga2577-2`` (no ``xc``, no dashes, temperature grade optional) name the same device."""
+    return part.lower().removeprefix("xc").replace("-", "")
+
+
+def vendor_refusal(vendor: dict[str, Any], meta: dict[str, Any], built_at: float | None) -> str | None:
+    """Why parsed vendor reports do not describe the project of ``meta`` (None: they do).
+
+    ``built_at``: the project's build time (``metadata.json``'s mtime); a report file older than it
+    was made for an earlier build (stale)."""
+    import os
+
+    reasons = []
+    top = meta.get("project_name")
+    cs = vendor.get("csynth") or {}
+    app = vendor.get("app") or {}
+    for where, value in (("C-synthesis report", cs.get("top")), ("HLS project file", app.get("top"))):
+        if value is not None and top is not None and value != top:
+            reasons.append(f"the {where} is of top function {value!r}, the project's is {top!r}")
+    part = str(meta.get("part", ""))
+    if cs.get("part") and _device(cs["part"]) != _device(part):
+        reasons.append(f"the C-synthesis report is for part {cs['part']}, the project's is {part}")
+    device = (vendor.get("vivado_synth") or {}).get("device")
+    if device and not _device(part).startswith(_device(device)):
+        reasons.append(f"the Vivado utilization report is for device {device}, the project's part is {part}")
+    if built_at is not None:
+        stale = [f for f in vendor.get("files", []) if os.stat(f).st_mtime < built_at]
+        if stale:
+            reasons.append(f"{', '.join(stale)} older than the project's build (rebuild the reports)")
+    return "; ".join(reasons) or None
 
 
 def assemble(meta: dict[str, Any], rows: list[dict[str, Any]], available: dict[str, int]) -> dict[str, Any]:
@@ -194,10 +234,15 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
         available = {}
     rows = []
     vendor = find_vendor_reports(project_dir)
+    refused = None
     if vendor is not None:
-        rows.append(from_vendor(vendor, meta["clock_period_ns"]))
-        if not available and vendor.get("csynth"):
-            available = dict(vendor["csynth"]["available"])
+        refused = vendor_refusal(vendor, meta, (Path(project_dir) / "metadata.json").stat().st_mtime)
+        if refused:
+            logger.warning("%s: vendor reports not used: %s", project_dir, refused)
+        else:
+            rows.append(from_vendor(vendor, meta["clock_period_ns"]))
+            if not available and vendor.get("csynth"):
+                available = dict(vendor["csynth"]["available"])
     rtl_summary = read_rtl_summary(project_dir)
     if rtl_summary is not None and run_yosys:
         if shutil.which("yosys") is None:
@@ -211,7 +256,9 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
         rows.append(from_da4ml(rtl_summary))
     if meta["strategy"] == "Latency" or not rows:
         rows.append(estimate.estimate(meta["estimate_layers"], meta["clock_period_ns"], meta["reuse_factor"]))
-    return assemble(meta, rows, available)
+    report = assemble(meta, rows, available)
+    report["vendor_refused"] = refused
+    return report
 
 
 def write_report(project_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:

@@ -165,6 +165,18 @@ def test_estimate_rows_of_a_real_project_cost_the_squarers_and_the_accumulators(
     assert any(accum[n] != r["out_width"] for n, r in dense.items())  # the case the old estimate got wrong
 
 
+def _claim_reports(project: Path, top: str, part: str) -> None:
+    """Make the project's metadata name the reports' top function and part, the reports newer than it."""
+    import os
+
+    meta = json.loads((project / "metadata.json").read_text())
+    meta.update(project_name=top, part=part)
+    (project / "metadata.json").write_text(json.dumps(meta))
+    later = (project / "metadata.json").stat().st_mtime + 1
+    for f in [*project.rglob("*.rpt"), *project.rglob("*.xml"), *project.rglob("*.app")]:
+        os.utime(f, (later, later))
+
+
 @pytest.mark.slow
 def test_report_on_vendor_reports(tmp_path: Path) -> None:
     project = tmp_path / "p"
@@ -177,7 +189,16 @@ def test_report_on_vendor_reports(tmp_path: Path) -> None:
         VENDOR / "vivado_hls_2020.1" / "vivado_hls.app", project / "myproject_prj" / "vivado_hls.app"
     )
     shutil.copyfile(VENDOR / "vivado_hls_2020.1" / "vivado_synth.rpt", project / "vivado_synth.rpt")
+    # the fixture reports are of another design (top myproject on a Zynq 7020): refused, and said why
     report = make_report(project)
+    assert [r["source"] for r in report["sources"]] == ["model estimate"]
+    assert "top function 'myproject'" in report["vendor_refused"]
+    assert "part xc7z020-clg400-1" in report["vendor_refused"]
+    assert "Vendor reports found but not used" in render_markdown(report)
+    # declared the project's own (and newer than its build): used
+    _claim_reports(project, "myproject", "xc7z020-clg400-1")
+    report = make_report(project)
+    assert report["vendor_refused"] is None
     assert [r["source"] for r in report["sources"]] == ["vendor", "model estimate"]
     vendor = report["sources"][0]
     assert vendor["label"].startswith("vendor: Vivado HLS")
@@ -185,7 +206,7 @@ def test_report_on_vendor_reports(tmp_path: Path) -> None:
     assert vendor["latency_ns"] == vendor["latency_cycles"] * vendor["clock_ns"]
     assert {c["budget"] for c in report["budgets"]} == {"II", "latency", "LUT fraction"}
     lut_pct = vendor["percent"]["LUT"]
-    assert lut_pct == pytest.approx(100 * vendor["resources"]["LUT"] / 1_728_000)
+    assert lut_pct == pytest.approx(100 * vendor["resources"]["LUT"] / report["available"]["LUT"])
 
 
 @pytest.mark.slow
@@ -193,6 +214,9 @@ def test_report_on_vitis_layout(tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(fm.project("Latency"), project, ignore=shutil.ignore_patterns("csim"))
     shutil.copytree(VENDOR / "vitis_hls_2024.1", project / "Topo2A_AD_proj_prj")
+    refused = make_report(project)["vendor_refused"]  # another design, and older than this build (copy2)
+    assert "top function 'Topo2A_AD_proj'" in refused and "older than the project's build" in refused
+    _claim_reports(project, "Topo2A_AD_proj", "xcvu9p-flga2104-2-e")
     vendor = make_report(project)["sources"][0]
     assert (vendor["source"], vendor["latency_cycles"], vendor["ii_cycles"]) == ("vendor", 0, 1)
     assert vendor["resources"] == {"LUT": 44405, "FF": 838, "DSP": 42, "BRAM_18K": 0}

@@ -334,3 +334,30 @@ def test_part_database_is_frozen() -> None:
         part.lut = 0  # type: ignore[misc]
     assert known_parts() == sorted(PARTS)
     assert part.to_json()["device"] == "xcvu9p"
+
+
+def test_vendor_reports_are_used_only_for_their_own_project(tmp_path: Path) -> None:
+    """A report of another top function, another part, or older than the build is refused, each named."""
+    import os
+    import time
+
+    from l1ad.reports.budget import vendor_refusal
+
+    _hls4ml_vivado_layout(tmp_path)
+    found = find_vendor_reports(tmp_path)
+    own = {"project_name": "myproject", "part": "xc7z020-clg400-1"}  # what the fixture reports describe
+    built = time.time() - 3600  # the reports were copied after this build
+    assert vendor_refusal(found, own, built) is None
+    other_top = vendor_refusal(found, {**own, "project_name": "l1ad_ae_top"}, built)
+    assert "top function 'myproject', the project's is 'l1ad_ae_top'" in other_top
+    other_part = vendor_refusal(found, {**own, "part": "xcvu13p-flga2577-2-e"}, built)
+    assert "part xc7z020-clg400-1, the project's is xcvu13p-flga2577-2-e" in other_part
+    assert "device 7z020clg400-1" in other_part  # the Vivado utilization report names its device too
+    stale_file = found["files"][-1]
+    os.utime(stale_file, (built - 10, built - 10))
+    stale = vendor_refusal(found, own, built)
+    assert stale == f"{stale_file} older than the project's build (rebuild the reports)"
+    vitis = vendor_refusal(
+        find_vendor_reports(VITIS), {"project_name": "Topo2A_AD_proj", "part": "xcvu9p-flga2104-2-e"}, None
+    )
+    assert vitis is None
