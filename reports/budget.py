@@ -43,9 +43,11 @@ def from_vendor(vendor: dict[str, Any], clock_period_ns: float) -> dict[str, Any
     clock = cs.get("target_clock_ns") or clock_period_ns
     lat = cs.get("latency_worst_cycles")
     ii = cs.get("interval_max")
+    ratio = None
     if vendor.get("vivado_synth"):
         res = {k: v["used"] for k, v in vendor["vivado_synth"]["resources"].items() if k in RESOURCES}
         res_from = "Vivado synthesis (report_utilization)"
+        ratio = synth_over_csynth(res, cs.get("resources") or {})
     else:
         res = {k: cs.get("resources", {}).get(k) for k in RESOURCES}
         res_from = f"{vendor.get('tool') or 'HLS'} C-synthesis estimate"
@@ -60,8 +62,18 @@ def from_vendor(vendor: dict[str, Any], clock_period_ns: float) -> dict[str, Any
         "estimated_clock_ns": cs.get("estimated_clock_ns"),
         "resources": res,
         "resources_from": res_from,
+        "synth_over_csynth": ratio,
         "files": vendor.get("files", []),
     }
+
+
+def synth_over_csynth(synth: dict[str, Any], csynth: dict[str, Any]) -> dict[str, float] | None:
+    """Vivado synthesis over the HLS C-synthesis estimate, per resource both report (nonzero): how far
+    the C-synthesis numbers a firmware engineer sees first are from the synthesized design."""
+    out = {
+        k: synth[k] / csynth[k] for k in ("LUT", "FF", "DSP") if synth.get(k) is not None and csynth.get(k)
+    }
+    return out or None
 
 
 def from_yosys(yosys: dict[str, Any], rtl: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +174,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})"
         )
     lines += ["", f"Overall: {'PASS' if report['pass'] else 'FAIL'}", ""]
+    for row in report["sources"]:
+        if row.get("synth_over_csynth"):
+            ratios = ", ".join(f"{k} {v:.2f}" for k, v in row["synth_over_csynth"].items())
+            lines += [f"Vivado synthesis / HLS C-synthesis estimate ({row['label']}): {ratios}.", ""]
     if report.get("vendor_refused"):
         lines += [f"Vendor reports found but not used: {report['vendor_refused']}.", ""]
     return "\n".join(lines)

@@ -199,6 +199,10 @@ def test_report_on_vendor_reports(tmp_path: Path) -> None:
     _claim_reports(project, "myproject", "xc7z020-clg400-1")
     report = make_report(project)
     assert report["vendor_refused"] is None
+    assert (
+        "Vivado synthesis / HLS C-synthesis estimate (vendor: Vivado HLS 2020.1): LUT 0."
+        in render_markdown(report)
+    )
     assert [r["source"] for r in report["sources"]] == ["vendor", "model estimate"]
     vendor = report["sources"][0]
     assert vendor["label"].startswith("vendor: Vivado HLS")

@@ -361,3 +361,17 @@ def test_vendor_reports_are_used_only_for_their_own_project(tmp_path: Path) -> N
         find_vendor_reports(VITIS), {"project_name": "Topo2A_AD_proj", "part": "xcvu9p-flga2104-2-e"}, None
     )
     assert vitis is None
+
+
+def test_synthesis_over_csynthesis_ratio(tmp_path: Path) -> None:
+    """The one C-synthesis + Vivado synthesis pair: the report states synth / csynth per resource."""
+    from l1ad.reports.budget import from_vendor
+
+    _hls4ml_vivado_layout(tmp_path)
+    row = from_vendor(find_vendor_reports(tmp_path), 5.0)
+    cs = parse_csynth_xml((VIVADO / "myproject_csynth.xml").read_text())["resources"]
+    syn = parse_vivado_synth_rpt((VIVADO / "vivado_synth.rpt").read_text())["resources"]
+    expected = {k: syn[k]["used"] / cs[k] for k in ("LUT", "FF", "DSP")}
+    assert row["synth_over_csynth"] == pytest.approx(expected, rel=1e-12)
+    assert all(v < 1 for v in expected.values())  # here synthesis came out below every C-synthesis estimate
+    assert row["resources"] == {k: syn[k]["used"] for k in ("LUT", "FF", "DSP", "BRAM_18K")}
