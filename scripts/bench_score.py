@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,6 @@ from l1ad.events import schema
 from l1ad.events.io import EventWriter
 
 CHUNK = 131_072
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 
 
 def dense_events(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,17 +71,9 @@ def write_file(path: Path, n: int, seed: int) -> Path:
 
 
 def toy_run(root: Path) -> Path:
-    from l1ad.evaluation.evaluate import evaluate_run
-    from l1ad.events.io import write_events
-    from l1ad.models.ebm.toydata import toy_events, write_toy_h5
-    from l1ad.models.ebm.train import train_model
-
-    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
-    test = write_events(root / "test.h5", toy_events(8000, seed=5))
-    sig = write_events(root / "sig.h5", toy_events(200, seed=6, anomalous=True))
-    train_model("ebm", bkg, root / "run", config=TINY, seed=0)
-    evaluate_run(root / "run", test, {"toy": sig})
-    return root / "run"
+    """The tests' toy run (tests/toy_runs.py): a tiny energy model evaluated on toy events."""
+    toy_runs = runpy.run_path(str(Path(__file__).resolve().parents[1] / "tests" / "toy_runs.py"))["toy_runs"]
+    return toy_runs(root)["run"]
 
 
 def in_process(run: Path, path: Path, tmp: Path) -> tuple[float, float]:

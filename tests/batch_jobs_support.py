@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from toy_runs import toy_runs
 
 from l1ad.models import registry
 from l1ad.serving.jobs import ModelRef, host_id
 from l1ad.serving.offline import OfflineScorer, read_results
 
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 LABEL = "ebm/float"
 PREFIX = "/api/v1/score/batch"
 #: A model reference for store tests that never score.
@@ -31,17 +30,7 @@ FAKE_REF = ModelRef("/runs/x", "ebm-float", "0" * 64, LABEL, 10.0, 1.5)
 
 def train_run(root: Path) -> Path:
     """A run with a tiny energy model, evaluated (rate table at 5, 10, 50 kHz) on toy events."""
-    from l1ad.evaluation.evaluate import evaluate_run
-    from l1ad.events.io import write_events
-    from l1ad.models.ebm.toydata import toy_events, write_toy_h5
-    from l1ad.models.ebm.train import train_model
-
-    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
-    test = write_events(root / "test.h5", toy_events(8000, seed=5))
-    sig = write_events(root / "sig.h5", toy_events(200, seed=6, anomalous=True))
-    train_model("ebm", bkg, root / "run", config=TINY, seed=0)
-    evaluate_run(root / "run", test, {"toy": sig})
-    return root / "run"
+    return toy_runs(root)["run"]
 
 
 def rate_table(run: Path) -> dict[float, float]:

@@ -23,7 +23,6 @@ import pytest
 from batch_jobs_support import (
     LABEL,
     PREFIX,
-    TINY,
     Live,
     check_results,
     ended,
@@ -39,7 +38,7 @@ from batch_jobs_support import (
 from l1ad.events.io import write_events
 from l1ad.events.sources import write_parquet_events
 from l1ad.models import registry
-from l1ad.models.ebm.toydata import toy_events
+from l1ad.models.ebm.toydata import TINY_CONFIG, toy_events
 from l1ad.serving.offline import read_results
 
 
@@ -53,7 +52,7 @@ def run_b(run) -> Path:
     """A second tiny model beside ``run`` (another seed, not evaluated: no thresholds)."""
     from l1ad.models.ebm.train import train_model
 
-    train_model("ebm", run.parent / "bkg.h5", run.parent / "run_b", config=TINY, seed=1)
+    train_model("ebm", run.parent / "bkg.h5", run.parent / "run_b", config=TINY_CONFIG, seed=1)
     return run.parent / "run_b"
 
 

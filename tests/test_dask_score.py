@@ -11,17 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from toy_runs import toy_runs
 
 from l1ad.events.io import write_events
 from l1ad.events.sources import identity, open_source, write_parquet_events
 from l1ad.events.validate import EventFileError
 from l1ad.models import registry
-from l1ad.models.ebm.toydata import toy_events, write_toy_h5
+from l1ad.models.ebm.toydata import toy_events
 from l1ad.serving import dask_score as ds
 from l1ad.serving.offline import OfflineScorer, ScorerSpec, read_results
 
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 CHUNK = 700  # several partitions per file, none aligned with the model's score batches
 
 
@@ -37,16 +36,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     run ``c``: run ``a`` with run ``b``'s network weights (another model hash, ``a``'s thresholds)."""
     import shutil
 
-    from l1ad.evaluation.evaluate import evaluate_run
-    from l1ad.models.ebm.train import train_model
-
     root = tmp_path_factory.mktemp("runs")
-    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
-    test = write_events(root / "test.h5", toy_events(8000, seed=5))
-    sig = write_events(root / "sig.h5", toy_events(200, seed=6, anomalous=True))
-    for name, seed in (("a", 0), ("b", 1)):
-        train_model("ebm", bkg, root / name, config=TINY, seed=seed)
-        evaluate_run(root / name, test, {"toy": sig})
+    toy_runs(root, (("a", 0), ("b", 1)))
     shutil.copytree(root / "a", root / "c")
     shutil.copy(root / "b" / "ebm-float" / "model.pt", root / "c" / "ebm-float" / "model.pt")
     return {"a": root / "a", "b": root / "b", "c": root / "c"}

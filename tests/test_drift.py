@@ -21,12 +21,11 @@ from numpy.testing import assert_array_equal
 
 from l1ad.events import schema
 from l1ad.events.generator import detector, generate_background, generate_signal
+from l1ad.models.ebm.toydata import TINY_CONFIG
 from l1ad.serving import drift, drift_flags
 from l1ad.serving.drift_monitor import DriftConfig, _Ring
 
 WINDOW = 10_000
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 
 
 @contextmanager
@@ -279,7 +278,7 @@ def run(tmp_path_factory) -> dict:
     bkg = write_events(root / "bkg.h5", generate_background(20_000, seed=11))
     test = write_events(root / "test.h5", generate_background(8000, seed=12))
     sig = write_events(root / "sig.h5", generate_signal("Ato4l", 500, seed=13))
-    train_model("ebm", bkg, root / "run", config=TINY, seed=0)
+    train_model("ebm", bkg, root / "run", config=TINY_CONFIG, seed=0)
     evaluate_run(root / "run", test, {"Ato4l": sig})
     return {"run": root / "run", "root": root,
             "test": test, "ok": write_events(root / "ok.h5", generate_background(WINDOW, seed=21)),

@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toy_runs import toy_runs
 
 from l1ad.events import schema
-from l1ad.events.io import read_events, write_events
+from l1ad.events.io import read_events
 from l1ad.models import registry
-from l1ad.models.ebm.toydata import toy_events, write_toy_h5
+from l1ad.models.ebm.toydata import toy_events
 
 slow = pytest.mark.slow  # the tests that train models and start the server
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 
 
 def _port() -> int:
@@ -38,19 +37,8 @@ def _port() -> int:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Two runs with an energy model each; run A evaluated (rate table) on toy background + signal."""
-    from l1ad.evaluation.evaluate import evaluate_run
-    from l1ad.models.ebm.train import train_model
-
     root = tmp_path_factory.mktemp("serve")
-    bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
-    test = write_events(root / "test.h5", toy_events(8000, seed=5))  # resolves the 10 and 50 kHz rates
-    sig = write_events(root / "sig.h5", toy_events(200, seed=6, anomalous=True))
-    out = {}
-    for name, seed in (("a", 0), ("b", 1)):
-        train_model("ebm", bkg, root / name, config=TINY, seed=seed)
-        evaluate_run(root / name, test, {"toy": sig})
-        out[name] = root / name
-    out["test"], out["sig"] = test, sig
+    out = toy_runs(root, (("a", 0), ("b", 1)))  # 8000 test events: the 10 and 50 kHz rates resolve
     broken = root / "broken" / "ebm-float"
     broken.mkdir(parents=True)
     (broken / "meta.json").write_text('{"model": "ebm", "quantization": "float", "framework": "torch"}')

@@ -31,7 +31,7 @@ from l1ad.events.sources import kinematics_to_particles
 from l1ad.models import registry
 from l1ad.models.baselines.train import train_iforest
 from l1ad.models.ebm.scores import batched_raw_scores, load_model, prepare
-from l1ad.models.ebm.toydata import toy_events, write_toy_h5
+from l1ad.models.ebm.toydata import TINY_CONFIG, toy_events, write_toy_h5
 from l1ad.models.ebm.train import train_model
 from l1ad.serving import onnx_export, triton_export
 from l1ad.serving.inputs import to_particles
@@ -39,8 +39,6 @@ from l1ad.serving.raw_scoring import GMM_ATOL, GMM_RTOL, RawEventScore
 from l1ad.serving.thresholds import from_evaluation, from_rows
 from l1ad.serving.triton_export import export_repository, triton_backend_mode
 
-TINY = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
-        "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
 MAX_BATCH, DELAY_US = 512, 250
 #: Triton model -> (registry model label, score label): the naming the issue asks for.
 TORCHSCRIPT = {
@@ -63,7 +61,7 @@ def export(tmp_path_factory) -> dict:
     bkg = write_toy_h5(root / "bkg.h5", 600, seed=0)
     run = root / "run"
     for kind in ("ebm", "score"):
-        train_model(kind, bkg, run, config=TINY, seed=0)
+        train_model(kind, bkg, run, config=TINY_CONFIG, seed=0)
     train_iforest(bkg, run, seed=0)
     test = write_events(root / "test.h5", toy_events(4000, seed=5))
     sig = write_events(root / "sig.h5", toy_events(100, seed=6, anomalous=True))
@@ -223,7 +221,7 @@ def test_each_model_is_loaded_once_for_all_its_scores(export, tmp_path, monkeypa
 def test_score_norm_mean_order_matches_numpy(export) -> None:
     """``score_norm`` over 3 levels: summed left to right as numpy's mean does (bitwise)."""
     run = export["root"] / "k3"
-    train_model("ebm", export["bkg"], run, config={**TINY, "score_norm_levels": 3}, seed=1)
+    train_model("ebm", export["bkg"], run, config={**TINY_CONFIG, "score_norm_levels": 3}, seed=1)
     particles, kin = _events(500, seed=14)
     want = registry.score(registry.find(run, "ebm/float"), particles)["ebm/float:score_norm"]
     with torch.no_grad():

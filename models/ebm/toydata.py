@@ -14,6 +14,11 @@ import numpy as np
 
 from l1ad.events import schema
 
+#: An energy-model config that trains in about a second on a few hundred toy events: what tests and
+#: benchmarks of the scoring machinery (service, batch jobs, Dask, export, drift) train, never physics.
+TINY_CONFIG = {"hidden": 16, "n_blocks": 1, "n_frequencies": 4, "n_levels": 4, "ms_batch": 8, "batch_size": 128,
+               "epochs": 1, "gmm_components": 2, "score_batch": 64}  # fmt: skip
+
 
 def toy_events(n: int, seed: int = 0, anomalous: bool = False) -> np.ndarray:
     """(n, 19, 4) float32 toy events."""
