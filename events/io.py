@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -87,7 +88,15 @@ def read_events(
 
 def data_hash(particles: np.ndarray) -> str:
     """sha256 of the float32 particle array bytes (what models record as their training data)."""
-    return hashlib.sha256(np.ascontiguousarray(particles, dtype=np.float32).tobytes()).hexdigest()
+    h = hashlib.sha256()
+    update_data_hash(h, particles)
+    return h.hexdigest()
+
+
+def update_data_hash(h: Any, particles: np.ndarray) -> None:
+    """Feed one block of rows into a :func:`data_hash` computed block by block (blocks in row order
+    give the hash of their concatenation: a large file is hashed without holding it in memory)."""
+    h.update(np.ascontiguousarray(particles, dtype=np.float32).tobytes())
 
 
 def _write_labels(f: h5py.File) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l1ad.events.io import update_data_hash
 from l1ad.events.sources import open_source
 from l1ad.models.sidecar import read_meta
 from l1ad.serving.drift import Summary
@@ -47,15 +48,14 @@ def sample_events(path: str | Path, n_max: int = REFERENCE_EVENTS, seed: int = R
         raise ValueError(f"{path}: no events for a drift reference")
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 15])))
     take = np.sort(rng.choice(rows, n_max, replace=False)) if rows > n_max else np.arange(rows)
-    # data_hash of the rows, fed block by block (sha256 of the concatenated C-order float32 bytes is the
-    # same): the training rows are never all in memory (tested equal to l1ad.events.io.data_hash)
+    # data_hash of the rows, fed block by block: the training rows are never all in memory
     h = hashlib.sha256() if sha256 else None
     parts = []
     for lo in range(0, rows, CHUNK):
         hi = min(lo + CHUNK, rows)
         block = src.read(lo, hi)
         if h is not None:
-            h.update(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+            update_data_hash(h, block)
         sel = take[(take >= lo) & (take < hi)] - lo
         parts.append(block[sel])
     if h is not None and h.hexdigest() != sha256:
