@@ -55,9 +55,8 @@ class OfflineScorer:
                 f"{trained.label} has no score {self.label!r}; it has {list(self.loaded.score_labels)}"
             )
         table = thr.from_evaluation(Path(spec.run_dir), self.label)
-        rate = table.default_rate_khz if spec.rate_khz is None else spec.rate_khz
         try:
-            self.threshold = None if rate is None else table.get(rate)
+            self.threshold = table.resolve(spec.rate_khz)
         except KeyError as e:
             self.loaded.close()
             raise ValueError(str(e.args[0])) from None

@@ -99,8 +99,7 @@ class ServedModel:
         return self.batcher.submit(particles)
 
     def threshold(self, rate_khz: float | None) -> thr.RateThreshold | None:
-        rate = self.table.default_rate_khz if rate_khz is None else rate_khz
-        return None if rate is None else self.table.get(rate)
+        return self.table.resolve(rate_khz)
 
     def close(self) -> None:
         self.batcher.close()

@@ -51,6 +51,12 @@ class ThresholdTable:
         known = ", ".join(f"{t.rate_khz:g}" for t in self.thresholds) or "none"
         raise KeyError(f"no threshold for {rate_khz:g} kHz (calibrated rates: {known} kHz)")
 
+    def resolve(self, rate_khz: float | None) -> RateThreshold | None:
+        """The threshold at ``rate_khz`` (default: the lowest calibrated rate; None when there is none);
+        KeyError naming the calibrated rates for an uncalibrated one."""
+        rate = self.default_rate_khz if rate_khz is None else rate_khz
+        return None if rate is None else self.get(rate)
+
     @property
     def default_rate_khz(self) -> float | None:
         """The lowest calibrated rate (the tightest trigger)."""
