@@ -1,5 +1,9 @@
-"""Firmware C-simulation vs the QAT Keras model on every event: exact equality, trigger decisions, and
+"""Firmware emulation vs the QAT Keras model on every event: exact equality, trigger decisions, and
 on a mismatch the first layer whose outputs differ.
+
+The scores come from the fast emulator (:class:`l1ad.emulation.fast.FastEmulator`) when one is
+given, and hls4ml's C-simulation then cross-checks it on the first ``csim_sample`` events (any
+difference is a mismatch); without one the C-simulation scores every event.
 
 Bit-exact means equal: the firmware score and the Keras score are compared with ``==`` (float64
 holds every fixed-point value exactly); any difference counts as a mismatch. Trigger decisions
@@ -50,11 +54,19 @@ class EmulationResult:
     layers: list[LayerDiff] = field(default_factory=list)
     events_per_second: float = 0.0
     mismatch_examples: list[dict[str, Any]] = field(default_factory=list)
+    emulator: str = "hls4ml C-sim"
+    csim_check: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
-        """Every event bit-exact and every decision equal, over at least one event."""
-        return self.n_events > 0 and self.n_mismatch == 0 and not any(self.decision_mismatch.values())
+        """Every event bit-exact and every decision equal, over at least one event; the C-sim agrees."""
+        csim_ok = self.csim_check is None or self.csim_check["n_mismatch"] == 0
+        return (
+            self.n_events > 0
+            and self.n_mismatch == 0
+            and not any(self.decision_mismatch.values())
+            and csim_ok
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,8 +76,12 @@ class EmulationResult:
     def summary(self) -> str:
         lines = [
             f"{self.target}: {self.n_events} events, {self.n_mismatch} score mismatches "
-            f"({self.events_per_second:,.0f} events/s C-sim)"
+            f"({self.events_per_second:,.0f} events/s {self.emulator})"
         ]
+        if self.csim_check is not None:
+            c = self.csim_check
+            lines.append(f"  hls4ml C-sim cross-check: {c['n_events']} events, {c['n_mismatch']} mismatches vs "
+                         f"{self.emulator} ({c['events_per_second']:,.0f} events/s)")  # fmt: skip
         for key, n in self.decision_mismatch.items():
             lines.append(f"  trigger {key}: {self.fire_counts.get(key, 0)} fire, {n} decision mismatches")
         if self.first_bad_layer:
@@ -188,12 +204,19 @@ def emulate(
     n_total: int | None = None,
     max_trace_events: int = 256,
     n_threads: int | None = None,
+    fast: Any | None = None,
+    csim_sample: int = 100_000,
+    menu: Any | None = None,
 ) -> EmulationResult:
-    """Run the C-sim on every event (``inputs``: an array or an iterator of (n, 57) chunks).
+    """Score every event (``inputs``: an array or an iterator of (n, 57) chunks) with ``fast``, else the C-sim.
 
     Compares each chunk with Keras, counts mismatching events and trigger decisions, and traces
-    the mismatching events layer by layer. Scores are saved to exactly ``scores_out`` (in .npy
-    format, atomically) if given.
+    the mismatching events layer by layer (C-sim trace hooks). With ``fast``, the C-sim also
+    scores the first ``csim_sample`` events and must agree exactly (``csim_check``). Scores are
+    saved to exactly ``scores_out`` (in .npy format, atomically) if given. With ``menu``
+    (:class:`l1ad.emulation.trigger.CompiledMenu`) the firmware decisions are the generated header's
+    own ``fires()``; they must equal both the Python decision on the Keras score and the integer
+    compare of :func:`l1ad.hls.thresholds.fires`.
     """
     meta = csim._meta(project)
     score_type = FixedPoint.from_dict(meta["output"]["fixed_point"])
@@ -205,13 +228,22 @@ def emulate(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_total, unit="ev", desc=f"C-sim {meta['target']}", file=sys.stderr)
+        bar = tqdm(total=n_total, unit="ev", desc=f"emulate {meta['target']}", file=sys.stderr)
     result = EmulationResult(meta["target"], 0, 0, dict.fromkeys(keys, 0), dict.fromkeys(keys, 0))
-    all_scores, bad_x, t_sim = [], [], 0.0
+    if fast is not None:
+        result.emulator = fast.name
+        result.csim_check = {"n_events": 0, "n_mismatch": 0, "events_per_second": 0.0, "examples": []}
+    all_scores, bad_x, t_sim, t_csim = [], [], 0.0, 0.0
     for x in chunks:
         t0 = time.perf_counter()
-        y_fw = csim.predict(x, project, n_threads=n_threads)
+        y_fw = (fast.predict(x, n_threads=n_threads) if fast is not None else
+                csim.predict(x, project, n_threads=n_threads))  # fmt: skip
         t_sim += time.perf_counter() - t0
+        if fast is not None:
+            seconds, csim_bad = _cross_check(csim, project, x, y_fw, result, csim_sample, n_threads)
+            t_csim += seconds
+            if len(csim_bad) and sum(len(b) for b in bad_x) < max_trace_events:
+                bad_x.append(csim_bad[:max_trace_events])  # traced below: where the C-sim leaves Keras
         y_k = keras_predict(model, x)
         bad = mismatching_events(y_fw, y_k)
         result.n_events += len(x)
@@ -228,9 +260,11 @@ def emulate(
                 )
         if thresholds:
             d_py = fires(y_k[:, 0], values)
-            d_fw = fires(score_ints(y_fw[:, 0], score_type), raws)
+            d_int = fires(score_ints(y_fw[:, 0], score_type), raws)
+            d_fw = menu.fires(y_fw[:, 0]) if menu is not None else d_int
             for j, key in enumerate(keys):
-                result.decision_mismatch[key] += int(np.sum(d_py[:, j] != d_fw[:, j]))
+                differ = (d_py[:, j] != d_fw[:, j]) | (d_int[:, j] != d_fw[:, j])
+                result.decision_mismatch[key] += int(np.sum(differ))
                 result.fire_counts[key] += int(np.sum(d_fw[:, j]))
         if scores_out is not None:
             all_scores.append(y_fw)
@@ -239,6 +273,12 @@ def emulate(
     if bar is not None:
         bar.close()
     result.events_per_second = result.n_events / t_sim if t_sim > 0 else 0.0
+    if result.csim_check is not None:
+        c = result.csim_check
+        c["events_per_second"] = c["n_events"] / t_csim if t_csim > 0 else 0.0
+        if c["n_mismatch"]:
+            logger.error("%s: %s differs from the hls4ml C-sim on %d/%d events", meta["target"],
+                         result.emulator, c["n_mismatch"], c["n_events"])  # fmt: skip
     if scores_out is not None:
         scores = np.concatenate(all_scores) if all_scores else np.zeros((0, meta["output"]["size"]))
         with atomic_path(scores_out, suffix=".npy") as tmp:
@@ -255,6 +295,32 @@ def emulate(
             result.first_bad_layer,
         )
     return result
+
+
+def _cross_check(
+    csim: Any,
+    project: int | str,
+    x: np.ndarray,
+    y_fw: np.ndarray,
+    result: EmulationResult,
+    sample: int,
+    n_threads: int | None,
+) -> tuple[float, np.ndarray]:
+    """C-sim on this chunk's share of the first ``sample`` events vs the fast scores: seconds, bad inputs."""
+    c = result.csim_check
+    k = max(0, min(len(x), sample - c["n_events"]))
+    if k == 0:
+        return 0.0, x[:0]
+    t0 = time.perf_counter()
+    y_cs = csim.predict(x[:k], project, n_threads=n_threads)
+    seconds = time.perf_counter() - t0
+    bad = mismatching_events(y_fw[:k], y_cs)
+    for idx in np.flatnonzero(bad)[: max(0, 5 - len(c["examples"]))]:
+        c["examples"].append({"event": c["n_events"] + int(idx), "fast": y_fw[idx].tolist(),
+                              "csim": y_cs[idx].tolist()})  # fmt: skip
+    c["n_events"] += k
+    c["n_mismatch"] += int(bad.sum())
+    return seconds, x[:k][bad]
 
 
 def _chunks(inputs: Any, chunk: int):

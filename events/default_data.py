@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,9 @@ SPLITS = {"train": 5 / 11, "val": 1 / 11, "test": 5 / 11}
 DEFAULT_N_BACKGROUND = 2_200_000
 DEFAULT_N_SIGNAL = 100_000
 CHUNK = 250_000
+#: Seed-stream index of the trigger-calibration background (:func:`calibration_background`): distinct from
+#: the background files (0, 1, 2) and the signals (10 + j), so it shares no event with any of them.
+CALIBRATION_STREAM = 100
 
 
 def split_sizes(n_background: int) -> dict[str, int]:
@@ -46,6 +50,21 @@ def _write(path: Path, n: int, make, seed: int, file_index: int) -> dict:
     dt = time.perf_counter() - t0
     log.info("%-28s %9d events  %6.1f s  (%.0f events/s incl. writing)", path.name, n, dt, n / max(dt, 1e-9))
     return {"file": path.name, "n_events": n}
+
+
+def calibration_background(n: int, seed: int = 1, chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """``n`` background events ``(k, 19, 4)`` in chunks, independent of every file of the data set.
+
+    Trigger thresholds are calibrated on this validation background (never on the test background the
+    emulated rates are then checked with); it is generated on the fly, chunk ``c`` seeded from
+    ``SeedSequence([seed, CALIBRATION_STREAM, c])`` exactly as the files are, so nothing is written.
+    """
+    from l1ad.events.generator import generate_background
+
+    if n < 1 or chunk < 1:
+        raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+    for c, lo in enumerate(range(0, n, chunk)):
+        yield generate_background(min(chunk, n - lo), _chunk_seed(seed, CALIBRATION_STREAM, c))
 
 
 def generate_dataset(

@@ -31,6 +31,7 @@ from l1ad.hls.layer_features import layer_features
 from l1ad.hls.metadata import METADATA_FILE, make_metadata
 from l1ad.hls.precision import io_precisions, trace_layers
 from l1ad.hls.target import FirmwareTarget
+from l1ad.hls.trigger_menu import header_path
 from l1ad.models import registry
 
 logger = logging.getLogger(__name__)
@@ -112,12 +113,14 @@ def build_project(
         table = thresholds.read_rate_table(target.resolve(target.thresholds_from, run_dir), names)
         trigger = thresholds.make_thresholds(table, score_type)
         header = thresholds.thresholds_header(trigger, score_type, target.namespace)
-        atomic_write_text(out / "firmware" / f"{target.namespace}_thresholds.h", header)
+        atomic_write_text(header_path(out, target.namespace), header)
 
     stamp = postprocess.postprocess_project(out, target.namespace)
     layers = trace_layers(hls_model)
     meta = make_metadata(target, model_file, model, model_meta, io, layers, trigger, n_tb, stamp)
     meta["postprocessing"] = postprocessing
+    if trigger:
+        meta["thresholds_source"] = {"kind": "rate table", "file": str(target.thresholds_from)}
     meta["estimate_layers"] = layer_features(hls_model)
     atomic_write_text(out / METADATA_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     if target.strategy == "distributed_arithmetic":

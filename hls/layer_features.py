@@ -5,6 +5,7 @@ stage's (:mod:`l1ad.reports.estimate`); it reads these rows, never the hls4ml mo
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -62,5 +63,19 @@ def layer_features(hls_model: Any) -> list[dict[str, Any]]:
                 if accum is not None
                 else out_fp.width,
             }
+            # signed widths of the non-power-of-two constants: which multipliers HLS puts in DSPs
+            nz = np.abs(ints[ints != 0])
+            mult = Counter(int(v).bit_length() + 1 for v in nz.ravel() if int(v) & (int(v) - 1))
+            row["weights"]["mult_widths"] = {str(k): v for k, v in sorted(mult.items())}
+        else:
+            act = layer.get_attr("activation")
+            if act is not None:
+                row["activation"] = str(act).lower()
+            if layer.get_attr("activ_param") is not None:
+                row["activ_param"] = float(layer.get_attr("activ_param"))
+            table = layer.get_attr("table_t")
+            if act is not None and table is not None:
+                row["table_size"] = int(layer.get_attr("table_size"))
+                row["table_width"] = precision_fixed_point(table.precision).width
         out.append(row)
     return out

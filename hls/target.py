@@ -26,6 +26,15 @@ Example::
     require_zero_dsp: false
     thresholds_from: runs/default/evaluation.json
     events: runs/default/data/background_test.h5
+    latency_cutoff: 8                       # da4ml delay units per pipeline stage (DA only; null: clock_period_ns)
+    da_delay_constraint: 0                  # da4ml hard_dc: extra adder depth per CMVM (DA only; null: none)
+
+``latency_cutoff`` and ``da_delay_constraint`` only shape the da4ml Verilog of
+``distributed_arithmetic`` targets (:mod:`l1ad.hls.rtl`). A da4ml delay unit is one adder level (da4ml's
+default latency model, ``HWConfig(1, -1, -1)``: every addition costs one unit whatever its width, a
+``b``-bit multiplication ``b`` units); a stage of ``latency_cutoff`` units must fit the clock period.
+``da_delay_constraint`` is da4ml's ``hard_dc``: the adder depth each constant-matrix multiplication may
+exceed its minimum by (``0``: minimal depth; ``null``: da4ml's default, no constraint).
 
 Unknown keys and wrong types raise ``ValueError`` naming the file and the key.
 """
@@ -84,6 +93,8 @@ class FirmwareTarget:
     thresholds_from: str | None = None
     events: str | None = None
     tb_events: int = 128
+    latency_cutoff: float | None = None
+    da_delay_constraint: int | None = None
 
     def __post_init__(self) -> None:
         if not self.namespace:
@@ -150,7 +161,13 @@ class FirmwareTarget:
         if "model" not in data:
             raise ValueError(f"{where}: missing required key 'model'")
         values = dict(data)
-        for key in ("clock_period_ns", "ii_budget_ns", "latency_budget_ns", "resource_budget_fraction"):
+        for key in (
+            "clock_period_ns",
+            "ii_budget_ns",
+            "latency_budget_ns",
+            "resource_budget_fraction",
+            "latency_cutoff",
+        ):
             if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])  # YAML '25' means 25.0
         if values.get("namespace") is None:
@@ -193,6 +210,12 @@ def _validate(t: FirmwareTarget, where: str) -> None:
         value = getattr(t, key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise bad(key, "must be a path or null")
+    cutoff = t.latency_cutoff
+    if cutoff is not None and (not isinstance(cutoff, float) or not math.isfinite(cutoff) or cutoff < 1):
+        raise bad("latency_cutoff", "must be a number of da4ml delay units >= 1, or null")
+    dc = t.da_delay_constraint
+    if dc is not None and (not isinstance(dc, int) or isinstance(dc, bool) or dc < 0):
+        raise bad("da_delay_constraint", "must be an integer >= 0 (extra adder depth), or null")
 
 
 def find_target(spec: str | Path) -> Path:

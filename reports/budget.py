@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from l1ad.core.files import atomic_write_text
-from l1ad.reports import estimate
+from l1ad.hls.rtl import latency_cycles
+from l1ad.reports import calibration, estimate
 from l1ad.reports.parts import part_resources
 from l1ad.reports.vendor import find_vendor_reports
 
@@ -45,9 +46,14 @@ def from_vendor(vendor: dict[str, Any], clock_period_ns: float) -> dict[str, Any
     ii = cs.get("interval_max")
     ratio = None
     if vendor.get("vivado_synth"):
-        res = {k: v["used"] for k, v in vendor["vivado_synth"]["resources"].items() if k in RESOURCES}
+        synth = {k: v["used"] for k, v in vendor["vivado_synth"]["resources"].items() if k in RESOURCES}
+        ratio = synth_over_csynth(synth, cs.get("resources") or {})
+    if vendor.get("vivado_route"):
+        res = {k: v["used"] for k, v in vendor["vivado_route"]["resources"].items() if k in RESOURCES}
+        res_from = "Vivado post-route (report_utilization, Routed)"
+    elif vendor.get("vivado_synth"):
+        res = synth
         res_from = "Vivado synthesis (report_utilization)"
-        ratio = synth_over_csynth(res, cs.get("resources") or {})
     else:
         res = {k: cs.get("resources", {}).get(k) for k in RESOURCES}
         res_from = f"{vendor.get('tool') or 'HLS'} C-synthesis estimate"
@@ -63,8 +69,26 @@ def from_vendor(vendor: dict[str, Any], clock_period_ns: float) -> dict[str, Any
         "resources": res,
         "resources_from": res_from,
         "synth_over_csynth": ratio,
+        **vendor_timing(vendor),
         "files": vendor.get("files", []),
     }
+
+
+_NO_TIMING = dict.fromkeys(
+    ("timing_stage", "wns_ns", "whs_ns", "achieved_clock_ns", "fmax_mhz", "timing_met")
+)
+
+
+def vendor_timing(vendor: dict[str, Any]) -> dict[str, Any]:
+    """WNS and the achieved clock of the latest Vivado stage whose timing summary has a constrained clock."""
+    timing = vendor.get("timing") or {}
+    stages = ("route", "place", "synth", "unknown")
+    t = next((timing[s] for s in stages if (timing.get(s) or {}).get("wns_ns") is not None), None)
+    if t is None:
+        return dict(_NO_TIMING)
+    return {"timing_stage": t["stage"], "wns_ns": t["wns_ns"], "whs_ns": t["whs_ns"],
+            "achieved_clock_ns": t["achieved_clock_ns"], "fmax_mhz": t["fmax_mhz"],
+            "timing_met": t["constraints_met"]}  # fmt: skip
 
 
 def synth_over_csynth(synth: dict[str, Any], csynth: dict[str, Any]) -> dict[str, float] | None:
@@ -77,14 +101,14 @@ def synth_over_csynth(synth: dict[str, Any], csynth: dict[str, Any]) -> dict[str
 
 
 def from_yosys(yosys: dict[str, Any], rtl: dict[str, Any]) -> dict[str, Any]:
-    """Yosys cell counts + da4ml pipeline: latency = stages x clock, II = 1 cycle (fully pipelined)."""
-    clock = rtl["clock_period_ns"]
+    """Yosys cell counts + da4ml pipeline: latency = register levels (stages + 1) x clock, II = 1 cycle."""
+    clock, cycles = rtl["clock_period_ns"], latency_cycles(rtl["stages"])
     return {
         "source": "yosys",
         "label": f"yosys synth_xilinx{' -nodsp' if yosys.get('nodsp') else ''} ({yosys.get('version', 'yosys')}), "
-        "da4ml pipeline: ESTIMATE of Vivado",
-        "latency_cycles": rtl["stages"],
-        "latency_ns": rtl["stages"] * clock,
+        f"da4ml pipeline{_stage_assumption(rtl)}: ESTIMATE of Vivado",
+        "latency_cycles": cycles,
+        "latency_ns": cycles * clock,
         "ii_cycles": 1,
         "ii_ns": clock,
         "clock_ns": clock,
@@ -95,14 +119,22 @@ def from_yosys(yosys: dict[str, Any], rtl: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stage_assumption(rtl: dict[str, Any]) -> str:
+    """The timing assumption the pipeline's latency rests on (no timing analysis here)."""
+    cutoff, clock = rtl.get("latency_cutoff"), rtl.get("clock_period_ns")
+    if not cutoff or cutoff <= 0 or not clock:
+        return ""
+    return f" ({cutoff:g} adder levels per {clock:g} ns stage: assumes <= {clock / cutoff:.2f} ns per level, unmeasured)"
+
+
 def from_da4ml(rtl: dict[str, Any]) -> dict[str, Any]:
     """da4ml's own numbers: LUT cost of the adder graph, pipeline registers, stages at the clock."""
-    clock = rtl["clock_period_ns"]
+    clock, cycles = rtl["clock_period_ns"], latency_cycles(rtl["stages"])
     return {
         "source": "da4ml estimate",
-        "label": "da4ml adder-graph estimate: ESTIMATE",
-        "latency_cycles": rtl["stages"],
-        "latency_ns": rtl["stages"] * clock,
+        "label": f"da4ml adder-graph estimate{_stage_assumption(rtl)}: ESTIMATE",
+        "latency_cycles": cycles,
+        "latency_ns": cycles * clock,
         "ii_cycles": 1,
         "ii_ns": clock,
         "clock_ns": clock,
@@ -132,6 +164,8 @@ def budget_checks(
     check("LUT fraction", frac, budgets["resource_fraction"], "of part")
     if budgets.get("require_zero_dsp"):
         check("DSP", row["resources"].get("DSP"), 0, "DSP")
+    if row.get("achieved_clock_ns") is not None:  # Vivado timing: the design must close at the target clock
+        check("achieved clock", row["achieved_clock_ns"], row["clock_ns"], "ns")
     return checks
 
 
@@ -163,21 +197,47 @@ def render_markdown(report: dict[str, Any]) -> str:
     for row in report["sources"]:
         pct = row.get("percent", {})
         res = row["resources"]
+        bands = row.get("band") or {}
+
+        def cell(key: str, text: str, bands: dict[str, Any] = bands) -> str:  # an ESTIMATE figure: + its band
+            return f"{text} {calibration.compact_band(key, bands.get(key))}" if key in bands else text
+
         lines.append(
-            f"| {row['label']} | {fmt(row['latency_cycles'])} | {fmt(row['latency_ns'])} | {fmt(row['ii_cycles'])} "
-            f"| {fmt(row['ii_ns'])} | " + " | ".join(fmt(res.get(k), pct.get(k)) for k in RESOURCES) + " |"
+            f"| {row['label']} | {cell('cycles', fmt(row['latency_cycles']))} | {fmt(row['latency_ns'])} "
+            f"| {fmt(row['ii_cycles'])} | {fmt(row['ii_ns'])} | "
+            + " | ".join(cell(k, fmt(res.get(k), pct.get(k))) for k in RESOURCES)
+            + " |"
         )
+    for row in report["sources"]:
+        if row.get("band_text"):
+            lines += ["", f"{row['label']}, calibrated against hls4ml C-synthesis baselines:", ""]
+            lines += [f"- {text}" for text in row["band_text"].values()] + ["", row.get("band_note", "")]
     lines += ["", f"Budgets (primary source: {report['primary']}):", ""]
     for c in report["budgets"]:
         value = "?" if c["value"] is None else f"{c['value']:.4g}"
         lines.append(
             f"- {'PASS' if c['pass'] else 'FAIL'}: {c['budget']} = {value} {c['unit']} (limit {c['limit']:g})"
         )
+    if report.get("yosys_over_da4ml"):
+        ratios = ", ".join(f"{k} {v:.2f}" for k, v in report["yosys_over_da4ml"].items())
+        lines += ["", f"Yosys synthesis / da4ml estimate: {ratios}."]
+    if report.get("rtl_measured"):
+        m = report["rtl_measured"]
+        lines += ["", f"Verilator (the da4ml Verilog, {m['n_events']} events streamed one per clock): latency "
+                  f"{m['latency_cycles']} cycles = {m['latency_ns']:g} ns, II {m['ii_cycles']} cycle(s)."]  # fmt: skip
     lines += ["", f"Overall: {'PASS' if report['pass'] else 'FAIL'}", ""]
     for row in report["sources"]:
         if row.get("synth_over_csynth"):
             ratios = ", ".join(f"{k} {v:.2f}" for k, v in row["synth_over_csynth"].items())
             lines += [f"Vivado synthesis / HLS C-synthesis estimate ({row['label']}): {ratios}.", ""]
+    for row in report["sources"]:
+        if row.get("achieved_clock_ns") is not None:
+            lines += [
+                f"Vivado timing ({row['timing_stage']}): WNS {row['wns_ns']:g} ns, WHS {row['whs_ns']:g} ns at the "
+                f"{row['clock_ns']:g} ns clock: achieved {row['achieved_clock_ns']:g} ns ({row['fmax_mhz']:g} MHz), "
+                f"constraints {'met' if row['timing_met'] else 'NOT met'}.",
+                "",
+            ]
     if report.get("vendor_refused"):
         lines += [f"Vendor reports found but not used: {report['vendor_refused']}.", ""]
     return "\n".join(lines)
@@ -206,9 +266,18 @@ def vendor_refusal(vendor: dict[str, Any], meta: dict[str, Any], built_at: float
     part = str(meta.get("part", ""))
     if cs.get("part") and _device(cs["part"]) != _device(part):
         reasons.append(f"the C-synthesis report is for part {cs['part']}, the project's is {part}")
-    device = (vendor.get("vivado_synth") or {}).get("device")
-    if device and not _device(part).startswith(_device(device)):
-        reasons.append(f"the Vivado utilization report is for device {device}, the project's part is {part}")
+    vivado = [
+        ("utilization", vendor.get("vivado_synth")),
+        ("post-route utilization", vendor.get("vivado_route")),
+    ]
+    vivado += [(f"{stage} timing", t) for stage, t in (vendor.get("timing") or {}).items()]
+    for where, report in vivado:
+        device = (report or {}).get("device")
+        if device and not _device(part).startswith(_device(device)):
+            reasons.append(f"the Vivado {where} report is for device {device}, the project's part is {part}")
+        design = (report or {}).get("design")
+        if design and top is not None and design != top:
+            reasons.append(f"the Vivado {where} report is of design {design!r}, the project's top is {top!r}")
     if built_at is not None:
         stale = [f for f in vendor.get("files", []) if os.stat(f).st_mtime < built_at]
         if stale:
@@ -235,6 +304,59 @@ def assemble(meta: dict[str, Any], rows: list[dict[str, Any]], available: dict[s
         "budgets": checks,
         "pass": all(c["pass"] for c in checks),
     }
+
+
+def yosys_over_da4ml(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Yosys synthesis over da4ml's own estimate per resource (LUT, FF): how far the adder-graph cost
+    model is from a synthesized netlist of the same Verilog."""
+    by = {r["source"]: r["resources"] for r in rows}
+    ys, da = by.get("yosys"), by.get("da4ml estimate")
+    if not ys or not da:
+        return None
+    return {k: ys[k] / da[k] for k in ("LUT", "FF") if ys.get(k) is not None and da.get(k)} or None
+
+
+def add_measured_latency(report: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """Add the Verilator measurement (:func:`l1ad.emulation.rtl_latency.measure_latency`) to a report of
+    a DA project: a budget line each for the measured latency and II, and one that every da4ml-based row
+    states the measured cycle count (a report that ignores the pipeline or miscounts its registers fails)."""
+    report["rtl_measured"] = measured
+    stated = {
+        r["source"]: r["latency_cycles"]
+        for r in report["sources"]
+        if r["source"] in ("yosys", "da4ml estimate")
+    }
+    budgets = report.setdefault("budgets", [])
+    clock = report["clock_period_ns"]
+    limit_lat = next((c["limit"] for c in budgets if c["budget"] == "latency"), None)
+    limit_ii = next((c["limit"] for c in budgets if c["budget"] == "II"), None)
+    cycles, ii = measured["latency_cycles"], measured.get("ii_cycles")
+    if limit_lat is not None:
+        ok = cycles * clock <= limit_lat
+        budgets.append(
+            {
+                "budget": "latency (Verilator)",
+                "value": cycles * clock,
+                "limit": limit_lat,
+                "unit": "ns",
+                "pass": ok,
+            }
+        )
+    if limit_ii is not None:
+        value = None if ii is None else ii * clock
+        ok = value is not None and value <= limit_ii
+        budgets.append(
+            {"budget": "II (Verilator)", "value": value, "limit": limit_ii, "unit": "ns", "pass": ok}
+        )
+    agrees = all(v == cycles for v in stated.values())
+    budgets.append({"budget": "stated latency = measured", "value": float(agrees), "limit": 1.0, "unit": "(1: agree)",
+                    "pass": agrees})  # fmt: skip
+    if not agrees:
+        logger.error(
+            "%s: Verilator measures %d cycles, the report states %s", report["target"], cycles, stated
+        )
+    report["pass"] = all(c["pass"] for c in budgets)
+    return report
 
 
 def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
@@ -271,9 +393,11 @@ def make_report(project_dir: Path, run_yosys: bool = True) -> dict[str, Any]:
     if rtl_summary is not None:
         rows.append(from_da4ml(rtl_summary))
     if meta["strategy"] == "Latency" or not rows:
-        rows.append(estimate.estimate(meta["estimate_layers"], meta["clock_period_ns"], meta["reuse_factor"]))
+        est = estimate.estimate(meta["estimate_layers"], meta["clock_period_ns"], meta["reuse_factor"])
+        rows.append(calibration.attach_band(est))  # every ESTIMATE figure with its calibrated band
     report = assemble(meta, rows, available)
     report["vendor_refused"] = refused
+    report["yosys_over_da4ml"] = yosys_over_da4ml(rows)
     return report
 
 

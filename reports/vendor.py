@@ -14,6 +14,9 @@ The C-synthesis summary dict (``parse_csynth_xml`` and ``parse_csynth_rpt`` retu
     tool_version, top, part, product_family, target_clock_ns, clock_uncertainty_ns,
     estimated_clock_ns, latency_best_cycles, latency_worst_cycles, interval_min, interval_max,
     pipeline_type, resources {LUT, FF, DSP, BRAM_18K[, URAM]}, available {same keys}
+
+Vivado's own reports (``report_utilization``, ``report_timing_summary``) are parsed by
+:mod:`l1ad.reports.vivado`; its parsers are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from l1ad.reports.vivado import parse_vivado_synth_rpt, parse_vivado_timing_summary, parse_vivado_utilization
+
+__all__ = ["find_vendor_reports", "parse_app", "parse_csynth_rpt", "parse_csynth_xml"]
+__all__ += [
+    "parse_vivado_synth_rpt",
+    "parse_vivado_timing_summary",
+    "parse_vivado_utilization",
+]  # l1ad.reports.vivado
 
 logger = logging.getLogger(__name__)
 
@@ -222,74 +234,6 @@ def parse_csynth_rpt(text: str) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- vivado_synth.rpt
-# report_utilization site types (7-series name, UltraScale name) -> normalized key.
-_UTILIZATION_SITES = {
-    "Slice LUTs": "LUT",
-    "CLB LUTs": "LUT",
-    "Slice Registers": "FF",
-    "CLB Registers": "FF",
-    "DSPs": "DSP",
-    "Block RAM Tile": "BRAM_tile",
-    "RAMB36/FIFO": "RAMB36",
-    "RAMB18": "RAMB18",
-    "URAM": "URAM",
-}
-
-
-def parse_vivado_synth_rpt(text: str) -> dict[str, Any]:
-    """Parse Vivado ``report_utilization`` output (``vivado_synth.rpt``).
-
-    Each resource is ``{"used", "available", "percent"}``. ``BRAM_18K`` is derived as two per
-    36 Kb Block RAM tile, for comparison with the HLS estimate.
-    """
-    what = "vivado_synth.rpt"
-    if "report_utilization" not in text and "Utilization Design Information" not in text:
-        raise ValueError(f"{what}: not a Vivado report_utilization output")
-    resources: dict[str, dict[str, float | int | None]] = {}
-    columns: list[str] | None = None
-    for line in text.splitlines():
-        if not line.strip().startswith("|"):
-            continue
-        row = _cells(line)
-        if row[0] == "Site Type":
-            columns = row
-            continue
-        if columns is None or len(row) != len(columns):
-            continue
-        key = _UTILIZATION_SITES.get(row[0].rstrip("*"))
-        if key is None or key in resources:
-            continue
-        cell = dict(zip(columns, row, strict=True))
-        resources[key] = {
-            "used": _int_if_whole(_number(cell.get("Used"), f"{what} {row[0]} Used")),
-            "available": _int_if_whole(_number(cell.get("Available"), f"{what} {row[0]} Available")),
-            "percent": _number(cell.get("Util%"), f"{what} {row[0]} Util%"),
-        }
-    missing = [key for key in ("LUT", "FF", "DSP", "BRAM_tile") if key not in resources]
-    if missing:
-        raise ValueError(f"{what}: missing utilization row(s) for {', '.join(missing)}")
-    tile = resources["BRAM_tile"]
-    resources["BRAM_18K"] = {
-        "used": _int_if_whole(2 * tile["used"]) if tile["used"] is not None else None,
-        "available": _int_if_whole(2 * tile["available"]) if tile["available"] is not None else None,
-        "percent": tile["percent"],
-    }
-    device = re.search(r"^\|\s*Device\s*:\s*(\S+)", text, re.MULTILINE)
-    design = re.search(r"^\|\s*Design\s*:\s*(\S+)", text, re.MULTILINE)
-    version = re.search(r"^\|\s*Tool Version\s*:\s*Vivado v\.(\S+)", text, re.MULTILINE)
-    return {
-        "tool_version": version.group(1) if version else None,
-        "design": design.group(1) if design else None,
-        "device": device.group(1) if device else None,
-        "resources": resources,
-    }
-
-
-def _int_if_whole(value: float | None) -> float | int | None:
-    return int(value) if value is not None and value == int(value) else value
-
-
 # --------------------------------------------------------------------------- .app
 def parse_app(text: str) -> dict[str, Any]:
     """Parse an HLS project file (``vivado_hls.app`` / ``hls.app``).
@@ -339,7 +283,10 @@ def find_vendor_reports(project_dir: str | Path) -> dict[str, Any] | None:
 
     Looks in ``project_dir`` and its ``*_prj`` subdirectories for the ``hls.app`` /
     ``vivado_hls.app`` project file and ``solution*/syn/report/<top>_csynth.{xml,rpt}``, and for
-    ``vivado_synth.rpt`` in ``project_dir`` or the ``<prj>`` directory.
+    ``vivado_synth.rpt`` in ``project_dir`` or the ``<prj>`` directory. Other ``*.rpt`` files there
+    that are Vivado reports (by content) are read too: ``vivado_route`` is the post-route
+    ``report_utilization`` (None if none), ``timing`` the ``report_timing_summary`` parses keyed by
+    stage (``synth``/``place``/``route`` from the file name, else ``unknown``), each with its ``file``.
     """
     root = Path(project_dir)
     files: list[Path] = []
@@ -384,8 +331,9 @@ def find_vendor_reports(project_dir: str | Path) -> dict[str, Any] | None:
             vivado_synth = _read_parsed(candidate, parse_vivado_synth_rpt)
             files.append(candidate)
             break
+    vivado_route, timing = _find_vivado_reports([root, prj_dir or root], files)
 
-    if csynth is None and vivado_synth is None:
+    if csynth is None and vivado_synth is None and vivado_route is None and not timing:
         if app is not None:
             logger.info("%s: HLS project file but no synthesis report yet", root)
         return None
@@ -397,8 +345,49 @@ def find_vendor_reports(project_dir: str | Path) -> dict[str, Any] | None:
         "app": app,
         "csynth": csynth,
         "vivado_synth": vivado_synth,
+        "vivado_route": vivado_route,
+        "timing": timing,
         "files": [str(path) for path in files],
     }
+
+
+def _timing_stage(name: str) -> str:
+    """Stage of a timing report from its file name (the header does not say): route, place, synth."""
+    lower = name.lower()
+    for stage, words in (("route", ("route", "impl")), ("place", ("place",)), ("synth", ("synth",))):
+        if any(word in lower for word in words):
+            return stage
+    return "unknown"
+
+
+def _find_vivado_reports(dirs: list[Path], files: list[Path]) -> tuple[dict | None, dict[str, dict]]:
+    """The post-route ``report_utilization`` (Design State: Routed) and the ``report_timing_summary``
+    files per stage among the ``*.rpt`` files of ``dirs`` (``vivado_synth.rpt`` is read by the caller).
+
+    A file is classified by its content (the ``Command`` header line or the report title)."""
+    route = None
+    timing: dict[str, dict[str, Any]] = {}
+    for path in sorted({p for d in dict.fromkeys(dirs) for p in d.glob("*.rpt") if p.is_file()}):
+        if path.name == "vivado_synth.rpt":
+            continue
+        head = path.read_text(errors="replace")[:4000]
+        if "report_timing_summary" in head or "Timing Summary Report" in head:
+            stage = _timing_stage(path.name)
+            if stage in timing:
+                logger.warning("%s: a second %s timing summary; using the first", path, stage)
+                continue
+            timing[stage] = {
+                **_read_parsed(path, parse_vivado_timing_summary),
+                "stage": stage,
+                "file": str(path),
+            }
+            files.append(path)
+        elif "report_utilization" in head or "Utilization Design Information" in head:
+            parsed = _read_parsed(path, parse_vivado_utilization)
+            if route is None and (parsed["design_state"] or "").lower() == "routed":
+                route = {**parsed, "file": str(path)}
+                files.append(path)
+    return route, timing
 
 
 def _tool_from_version(version: str | None) -> str | None:

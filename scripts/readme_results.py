@@ -1,10 +1,10 @@
 """Regenerate README's results block from a run's own outputs (never typed by hand).
 
-Reads ``<run>/evaluation.json``, the default firmware project's ``metadata.json``/``emulation.json``/
-``report.json`` and ``<run>/data/dataset.json``, and rewrites the text between the markers
+Reads ``<run>/evaluation.json``, the firmware projects' ``metadata.json``/``emulation.json``/
+``calibration.json``/``report.json`` and ``<run>/data/dataset.json``, and rewrites the text between the markers
 ``<!-- results:begin -->`` and ``<!-- results:end -->`` in README.md.
 
-    .venv/bin/python scripts/readme_results.py --run runs/default [--project firmware_projects/ae_compact_vu13p]
+    .venv/bin/python scripts/readme_results.py --run runs/default [--projects firmware_projects/ae_compact_vu13p_da ...]
 """
 
 from __future__ import annotations
@@ -47,20 +47,48 @@ def _firmware(project: Path, title: str) -> list[str]:
     if emu.is_file():
         e = json.loads(emu.read_text())
         dec = sum(e.get("decision_mismatch", {}).values())
-        lines.append(f"C-simulation against the QAT model on {e['n_events']:,} test events: {e['n_mismatch']} score "
-                     f"and {dec} trigger-decision mismatches ({e['events_per_second']:,.0f} events/s).")  # fmt: skip
+        who = e.get("emulator") or "hls4ml C-sim"
+        lines.append(f"{who} against the QAT model on {e['n_events']:,} test events: {e['n_mismatch']} score and "
+                     f"{dec} trigger-decision mismatches ({e['events_per_second']:,.0f} events/s).")  # fmt: skip
+        if e.get("csim_check"):
+            c = e["csim_check"]
+            lines.append(f"hls4ml C-simulation cross-check on the first {c['n_events']:,} events: {c['n_mismatch']} "
+                         f"mismatches ({c['events_per_second']:,.0f} events/s).")  # fmt: skip
         if e.get("rtl"):
             r = e["rtl"]
-            lines.append(f"The da4ml Verilog under Verilator against the C-simulation on {r['n_events']:,} events: "
+            lines.append(f"The da4ml Verilog under Verilator against {r.get('reference', 'the C-simulation')} on {r['n_events']:,} events: "
                          f"{r['n_mismatch']} mismatches ({r['events_per_second']:,.0f} events/s).")  # fmt: skip
+    cal = project / "calibration.json"
+    if cal.is_file():
+        c = json.loads(cal.read_text())
+        resolved = [r for r in c["rates"] if r["resolved"]] or [{"target_rate_khz": 0, "n_events_above": 0}]
+        low = min(resolved, key=lambda r: r["target_rate_khz"])
+        lines.append(f"Thresholds calibrated on {c['n_events']:,} validation background events (fresh generator stream, "
+                     f"seed {c['seed']}; the {low['target_rate_khz']:g} kHz threshold rests on {low['n_events_above']} "
+                     f"events; {c['distinct_scores_above_lowest_threshold']} distinct scores above it; "
+                     f"{c['n_at_score_max']} event(s) at the largest score).")  # fmt: skip
+    if emu.is_file() and e.get("rate_check"):
+        lines.append("Fire rate of the header's `fires()` on the independent test background: " + "; ".join(
+            f"{r['rate_khz']:g} kHz: {r['test_rate_khz']:.2f} ± {r['test_err_khz']:.2f} kHz (pull {r['pull']:+.2f})"
+            for r in e["rate_check"]) + ".")  # fmt: skip
     rep = project / "report.json"
     if rep.is_file():
         r = json.loads(rep.read_text())
         for src in r.get("sources", []):
             res = src.get("resources", {})
+            band = f" ({'; '.join(src['band_text'].values())})" if src.get("band_text") else ""
             lines.append(f"- {src.get('label', src.get('source'))}: {res.get('LUT')} LUT, {res.get('FF')} FF, "
                          f"{res.get('DSP')} DSP, latency {src.get('latency_cycles')} cycles = "
-                         f"{src.get('latency_ns')} ns, II {src.get('ii_cycles')}")  # fmt: skip
+                         f"{src.get('latency_ns')} ns, II {src.get('ii_cycles')}{band}")  # fmt: skip
+        if r.get("yosys_over_da4ml"):
+            lines.append(
+                "- Yosys / da4ml estimate: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r["yosys_over_da4ml"].items())
+            )
+        if r.get("rtl_measured"):
+            m = r["rtl_measured"]
+            lines.append(f"- Verilator, measured on the da4ml Verilog ({m['n_events']} events one per clock): latency "
+                         f"{m['latency_cycles']} cycles = {m['latency_ns']:g} ns, II {m['ii_cycles']}")  # fmt: skip
         checks = r.get("budgets") or []
         lines.append("- budgets (primary source: " + str(r.get("primary")) + "): " + "; ".join(
             f"{c['budget']} {c['value']:.4g} {c['unit']} (limit {c['limit']:g}) {'PASS' if c['pass'] else 'FAIL'}"
@@ -69,7 +97,7 @@ def _firmware(project: Path, title: str) -> list[str]:
     return lines
 
 
-def render(run: Path, project: Path | None, da_project: Path | None = None) -> str:
+def render(run: Path, projects: list[Path]) -> str:
     ev = json.loads((run / "evaluation.json").read_text())
     signals = sorted({s for per in ev["models"].values() for s in per})
     lines = [
@@ -88,20 +116,18 @@ def render(run: Path, project: Path | None, da_project: Path | None = None) -> s
                     f"| {name} | {_v(m, 'auroc')} | {_v(m, 'tpr_at_fpr_1e-4')} | {_v(m, 'tpr_at_fpr_1e-5')} |"
                 )
         lines.append("")
-    if project is not None and (project / "metadata.json").is_file():
-        lines += _firmware(project, "Default firmware target")
-    if da_project is not None and (da_project / "report.json").is_file():
-        lines += _firmware(da_project, "The same model as a distributed-arithmetic target (not part of `make run`: "
-                           f"`l1ad firmware build/emulate --rtl/report {da_project.name} --run-dir {run}`)")  # fmt: skip
+    titles = ("Default L1 target", "The same model with the Latency strategy")
+    for title, project in zip(titles, projects, strict=False):
+        if (project / "metadata.json").is_file():
+            lines += _firmware(project, title)
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/default", type=Path)
-    ap.add_argument("--project", default="firmware_projects/ae_compact_vu13p", type=Path)
-    ap.add_argument("--da-project", default="firmware_projects/ae_compact_vu13p_da", type=Path,
-                    help="the distributed-arithmetic project, shown when it has a report")  # fmt: skip
+    ap.add_argument("--projects", nargs="+", type=Path, help="firmware projects, the default L1 target first",
+                    default=[Path("firmware_projects/ae_compact_vu13p_da"), Path("firmware_projects/ae_compact_vu13p")])  # fmt: skip
     ap.add_argument("--readme", default="README.md", type=Path)
     a = ap.parse_args()
     text = a.readme.read_text()
@@ -112,7 +138,7 @@ def main() -> int:
     _, tail = rest.split(END, 1)
     from l1ad.core.files import atomic_write_text
 
-    atomic_write_text(a.readme, f"{head}{BEGIN}\n{render(a.run, a.project, a.da_project)}\n{END}{tail}")
+    atomic_write_text(a.readme, f"{head}{BEGIN}\n{render(a.run, a.projects)}\n{END}{tail}")
     print(f"wrote the results block of {a.readme}")
     return 0
 

@@ -77,7 +77,8 @@ def test_rtl_written_with_pipeline_summary(project: Path) -> None:
     summary = read_rtl_summary(project)
     meta = read_metadata(project)
     assert summary["stages"] >= 1 and summary["cost_luts"] > 0
-    assert summary["latency_ns"] == summary["stages"] * meta["clock_period_ns"]
+    assert summary["latency_cycles"] == summary["stages"] + 1
+    assert summary["latency_ns"] == summary["latency_cycles"] * meta["clock_period_ns"]
     assert verilog_sources(project / "rtl")
 
 
@@ -124,5 +125,5 @@ def test_yosys_report(project: Path) -> None:
     assert sources[:2] == ["yosys", "da4ml estimate"] and report["primary"] == "yosys"
     ys, da = report["sources"][:2]
     assert "ESTIMATE" in ys["label"] and ys["resources"]["LUT"] > 0 and ys["resources"]["FF"] > 0
-    assert ys["carry"] > 0 and ys["latency_cycles"] == read_rtl_summary(project)["stages"]
+    assert ys["carry"] > 0 and ys["latency_cycles"] == read_rtl_summary(project)["latency_cycles"]
     assert 0.3 < ys["resources"]["LUT"] / da["resources"]["LUT"] < 3

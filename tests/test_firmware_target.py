@@ -203,3 +203,41 @@ def test_targets_found_and_projects_written_under_the_current_directory(tmp_path
     elsewhere.write_text(local.read_text())
     target, path = load_target(str(elsewhere))
     assert project_dir(target, path) == tmp_path / "mine" / "x"
+
+
+def test_da4ml_option_keys(tmp_path: Path) -> None:
+    t = FirmwareTarget(name="t", model="m")
+    assert (t.latency_cutoff, t.da_delay_constraint) == (
+        None,
+        None,
+    )  # da4ml defaults: no change to old targets
+    (tmp_path / "da.yaml").write_text(
+        "model: m\nstrategy: distributed_arithmetic\nlatency_cutoff: 8\nda_delay_constraint: 0\n"
+    )
+    da = FirmwareTarget.load(tmp_path / "da.yaml")
+    assert da.latency_cutoff == 8.0 and isinstance(da.latency_cutoff, float) and da.da_delay_constraint == 0
+    assert FirmwareTarget.load(da.save(tmp_path)) == da
+    assert da.to_dict()["latency_cutoff"] == 8.0  # reaches metadata.json target_config (read by l1ad.hls.rtl)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "latency_cutoff: 0\n",
+        "latency_cutoff: 0.5\n",
+        "latency_cutoff: -1\n",
+        "latency_cutoff: .inf\n",
+        "latency_cutoff: fast\n",
+        "latency_cutoff: true\n",
+        "da_delay_constraint: -1\n",
+        "da_delay_constraint: 1.5\n",
+        "da_delay_constraint: true\n",
+        "da_delay_constraint: two\n",
+    ],
+)
+def test_invalid_da4ml_options_name_the_key(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: m\n" + text)
+    key = text.split(":")[0]
+    with pytest.raises(ValueError, match=rf"bad\.yaml.*'{key}'"):
+        FirmwareTarget.load(path)

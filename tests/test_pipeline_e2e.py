@@ -46,11 +46,29 @@ def test_quick_pipeline_end_to_end(tmp_path):
     student = json.loads((run / "student-hgq" / "meta.json").read_text())
     assert student["model"] == "student"
 
-    project = run / "firmware" / "ae_compact_vu13p"
-    meta = json.loads((project / "metadata.json").read_text())
-    assert meta["part"] == "xcvu13p-flga2577-2-e"
-    emulation = json.loads((project / "emulation.json").read_text())
-    assert emulation["n_events"] == 20000 and emulation["n_mismatch"] == 0, emulation
-    report = json.loads((project / "report.json").read_text())
-    assert report["sources"], "the report names where its numbers come from"
+    for target in ("ae_compact_vu13p_da", "ae_compact_vu13p"):
+        project = run / "firmware" / target
+        meta = json.loads((project / "metadata.json").read_text())
+        assert meta["part"] == "xcvu13p-flga2577-2-e"
+        emulation = json.loads((project / "emulation.json").read_text())
+        assert emulation["n_events"] == 20000 and emulation["n_mismatch"] == 0, emulation
+        assert emulation["csim_check"]["n_events"] == 20000 and emulation["csim_check"]["n_mismatch"] == 0
+        report = json.loads((project / "report.json").read_text())
+        assert report["sources"], "the report names where its numbers come from"
+    # the default (DA) target: thresholds calibrated on the profile's 200k fresh events, rates checked on
+    # the test background, RTL simulated on every event, Yosys numbers, the CMSSW library built
+    da = run / "firmware" / "ae_compact_vu13p_da"
+    meta = json.loads((da / "metadata.json").read_text())
+    assert json.loads((da / "calibration.json").read_text())["n_events"] == 200_000
+    assert (
+        meta["thresholds_source"]["kind"] == "calibration"
+        and meta["thresholds_source"]["n_events"] == 200_000
+    )
+    emulation = json.loads((da / "emulation.json").read_text())
+    assert len(emulation["rate_check"]) == len(meta["thresholds"]) > 0
+    assert emulation["rtl"]["n_events"] == 20000 and emulation["rtl"]["n_mismatch"] == 0
+    assert json.loads((da / "report.json").read_text())["primary"] == "yosys"
+    assert list((da / "cmssw_emulator").glob("L1AD_ae_compact_vu13p_da_v1.so"))
+    latency = json.loads((run / "firmware" / "ae_compact_vu13p" / "emulation.json").read_text())
+    assert "rate_check_skipped" in latency  # its thresholds come from the test background's rate table
     assert (run / "plots" / "roc_Ato4l.png").exists()
