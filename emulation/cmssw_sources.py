@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from l1ad.core.fixed_point import FixedPoint
+from l1ad.emulation.fast import round_c
 from l1ad.events import schema
 from l1ad.events.encoding import SCALES, FeatureScale
 
@@ -66,12 +67,11 @@ typedef void destroy_model_t(Model *);
 
 
 def _round_expr(mode: str, v: str) -> str:
-    """C++ for ``round(v)`` in ``mode`` (the modes the hardware encoding may use)."""
-    if mode == "RND":
-        return f"std::floor({v} + 0.5)"
-    if mode == "TRN":
-        return f"std::floor({v})"
-    raise ValueError(f"hardware encoding rounding {mode!r} is not supported by the emulator library")
+    """C++ for ``round(v)`` in ``mode`` (the modes the hardware encoding may use): the fast emulator's
+    rounding (:func:`l1ad.emulation.fast.round_c`), restricted to the modes tested here."""
+    if mode not in ("RND", "TRN"):
+        raise ValueError(f"hardware encoding rounding {mode!r} is not supported by the emulator library")
+    return round_c(mode, v)
 
 
 def encoding_source(scales: tuple[FeatureScale, ...] = SCALES) -> str:

@@ -160,17 +160,22 @@ def _const(value: float, f: int) -> str:
     return f"(T){int(n)}LL"
 
 
+def round_c(mode: str, v: str) -> str:
+    """C++ for the rounding ``mode`` of :meth:`FixedPoint.to_int` applied to the double ``v`` (an expression)."""
+    return {
+        "TRN": f"std::floor({v})",
+        "RND": f"std::floor({v} + 0.5)",
+        "RND_CONV": f"std::nearbyint({v})",
+        "TRN_ZERO": f"std::trunc({v})",
+        "RND_ZERO": f"({v} >= 0 ? std::ceil({v} - 0.5) : std::floor({v} + 0.5))",
+        "RND_INF": f"({v} >= 0 ? std::floor({v} + 0.5) : std::ceil({v} - 0.5))",
+        "RND_MIN_INF": f"std::ceil({v} - 0.5)",
+    }[mode]
+
+
 def _to_int_c(t: FixedPoint, name: str) -> str:
     """A C function ``double -> double``: :meth:`FixedPoint.to_int` (rounding, then overflow)."""
-    rnd = {
-        "TRN": "std::floor(v)",
-        "RND": "std::floor(v + 0.5)",
-        "RND_CONV": "std::nearbyint(v)",
-        "TRN_ZERO": "std::trunc(v)",
-        "RND_ZERO": "(v >= 0 ? std::ceil(v - 0.5) : std::floor(v + 0.5))",
-        "RND_INF": "(v >= 0 ? std::floor(v + 0.5) : std::ceil(v - 0.5))",
-        "RND_MIN_INF": "std::ceil(v - 0.5)",
-    }[t.rounding]
+    rnd = round_c(t.rounding, "v")
     lo, hi = float(t.int_min), float(t.int_max)
     if t.overflow == "SAT":
         ovf = f"n = n < {lo!r} ? {lo!r} : n; n = n > {hi!r} ? {hi!r} : n;"
