@@ -171,7 +171,7 @@ class LoadedModel:
             from l1ad.models.ebm.scores import SCORE_NAMES, load_model
 
             self._ebm = load_model(trained.path)
-            self.score_labels = tuple(self._ebm_label(n, SCORE_NAMES[0]) for n in SCORE_NAMES)
+            self.score_labels = tuple(self._ebm_label(n, SCORE_NAMES[0]) for n in self._ebm.score_names)
         elif trained.framework == "keras":
             from l1ad.models.keras.score import IsolatedKerasScorer, KerasScorer
 
@@ -206,7 +206,7 @@ class LoadedModel:
             from l1ad.models.ebm.scores import SCORE_NAMES
             from l1ad.models.ebm.scores import score as ebm_score
 
-            by_label = {self._ebm_label(n, SCORE_NAMES[0]): n for n in SCORE_NAMES}
+            by_label = {self._ebm_label(n, SCORE_NAMES[0]): n for n in self._ebm.score_names}
             raw = ebm_score(self._ebm, particles, tuple(by_label[lab] for lab in labels))
             return {lab: np.asarray(raw[by_label[lab]], np.float64) for lab in labels}
         if self.trained.framework == "keras":

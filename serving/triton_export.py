@@ -171,7 +171,7 @@ class ScoreExport:
         trained = loaded.trained
         self.ebm = ebm
         self.score = score
-        self.label = dict(zip(SCORE_NAMES, loaded.score_labels, strict=True))[score]
+        self.label = dict(zip(ebm.score_names, loaded.score_labels, strict=True))[score]
         self.name = tc.triton_name(trained.path.name, score, SCORE_NAMES[0])
         self.gradient = needs_gradient(trained.model, score)
         self.kin = torch.from_numpy(schema.kinematics(particles))

@@ -192,3 +192,28 @@ def test_bad_inputs(trained, background, tmp_path) -> None:
         train_model("ebm", background, tmp_path, config={"hiddn": 3})
     with pytest.raises(ValueError, match="shape"):
         score(trained["ebm"], np.zeros((3, 57)))
+
+
+def test_pattern_density_is_the_calibrated_energy(trained, events) -> None:
+    """Training writes the per-pattern calibration; the score is that calibration of the model's own
+    energy, offered by the registry, and a model without the file does not offer it."""
+    from l1ad.events import schema
+    from l1ad.models import registry
+    from l1ad.models.ebm import pattern_density
+
+    d = trained["ebm"]
+    assert (d / pattern_density.PATTERN_FILE).is_file()
+    both = score(d, events, ("energy", "pattern_density"))
+    calib = pattern_density.load(d / pattern_density.PATTERN_FILE)
+    np.testing.assert_array_equal(
+        both["pattern_density"], pattern_density.score(calib, both["energy"], schema.input_mask(events))
+    )
+    np.testing.assert_array_equal(score(d, events, ("pattern_density",))["pattern_density"],
+                                  both["pattern_density"])  # fmt: skip
+    loaded = registry.load(registry.find(d.parent, "ebm/float"))
+    assert "ebm/float:pattern_density" in loaded.score_labels
+    bare = load_model(d)
+    bare.pattern_source = None
+    assert "pattern_density" not in bare.score_names
+    with pytest.raises(ValueError, match="pattern.json"):
+        score(bare, events, ("pattern_density",))

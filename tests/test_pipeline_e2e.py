@@ -21,7 +21,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
     expected = {
         "ae_ref/float", "ae_ref/hgq", "ae_compact/float", "ae_compact/hgq", "ae_compact/qkeras",
         "vae/float", "vae/hgq", "student/hgq", "ebm/float", "ebm/float:score_norm",
-        "ebm/float:multiscale_gmm", "iforest", "ht", "met", "lead_lepton_pt",
+        "ebm/float:multiscale_gmm", "ebm/float:pattern_density", "iforest", "ht", "met", "lead_lepton_pt",
     }  # fmt: skip
     assert set(ev["models"]) == expected
     for label, per_signal in ev["models"].items():

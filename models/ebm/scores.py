@@ -13,6 +13,10 @@ Scores, reported side by side under these names:
     ``sigma_l ||s(x, sigma_l)||``), standardized with background mean/std, scored by a
     :class:`sklearn.mixture.GaussianMixture` fitted on background (validation split):
     ``-log p_GMM(features)``.
+``pattern_density``
+    ``-log p(x) = -log P(pattern) - log p(x_live | pattern)``: the energy calibrated per pattern of
+    present objects on background, so events of different multiplicities are compared on a density
+    (:mod:`~l1ad.models.ebm.pattern_density`). Models trained before it existed do not offer it.
 
 The student's teacher is defined once, in :mod:`l1ad.models.distill`.
 """
@@ -31,6 +35,7 @@ from torch import nn
 
 from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
+from l1ad.models.ebm import pattern_density
 from l1ad.models.ebm.config import EBMConfig, load_config
 from l1ad.models.ebm.dsm import sigmas_for
 from l1ad.models.ebm.networks import EnergyNet, build_network, model_energy, model_score, path_integral_energy
@@ -38,7 +43,11 @@ from l1ad.models.sidecar import read_meta
 
 logger = logging.getLogger(__name__)
 
+#: the network's own scores (each has a TorchScript/ONNX/Triton export)
 SCORE_NAMES = ("energy", "score_norm", "multiscale_gmm")
+#: scores calibrated on background after training (numpy post-processing of the energy; not exported)
+CALIBRATED_SCORES = ("pattern_density",)
+ALL_SCORES = SCORE_NAMES + CALIBRATED_SCORES
 MODEL_FILE, STANDARDIZER_FILE, GMM_FILE = "model.pt", "standardizer.json", "gmm.pkl"
 
 
@@ -54,6 +63,19 @@ class LoadedEBM:
     #: of the energy alone never imports sklearn: ~120 MiB less in every Dask worker)
     gmm_source: dict[str, Any] | Path | None = field(default=None, repr=False)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the per-pattern calibration of ``pattern_density`` (``pattern.json``), loaded on first use
+    pattern_source: dict[str, Any] | Path | None = field(default=None, repr=False)
+
+    @property
+    def pattern(self) -> dict[str, Any] | None:
+        if isinstance(self.pattern_source, Path):
+            self.pattern_source = pattern_density.load(self.pattern_source)
+        return self.pattern_source
+
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        """The scores this model offers (``pattern_density`` needs its calibration file)."""
+        return SCORE_NAMES + (CALIBRATED_SCORES if self.pattern_source is not None else ())
 
     @property
     def gmm(self) -> dict[str, Any] | None:
@@ -112,7 +134,9 @@ def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
     net.eval()
     gmm_file = model_dir / GMM_FILE if (model_dir / GMM_FILE).exists() else None
     std = Standardizer.load(model_dir / STANDARDIZER_FILE)
-    return LoadedEBM(meta["model"], net, config, std, gmm_file, meta)
+    pattern_file = model_dir / pattern_density.PATTERN_FILE
+    pattern = pattern_file if pattern_file.exists() else None
+    return LoadedEBM(meta["model"], net, config, std, gmm_file, meta, pattern)
 
 
 def _energy(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -180,16 +204,24 @@ def gmm_nll(gmm: dict[str, Any], features: np.ndarray) -> np.ndarray:
 def score(
     model_dir: str | Path | LoadedEBM, particles: np.ndarray, names: tuple[str, ...] = SCORE_NAMES
 ) -> dict[str, np.ndarray]:
-    """The anomaly scores (float64, (N,)), higher = more anomalous, keyed by :data:`SCORE_NAMES`.
+    """The anomaly scores (float64, (N,)), higher = more anomalous, keyed by :data:`ALL_SCORES`.
 
     ``names`` selects a subset: ``("energy",)`` alone needs one network evaluation per event.
     """
-    unknown = set(names) - set(SCORE_NAMES)
+    unknown = set(names) - set(ALL_SCORES)
     if unknown:
-        raise ValueError(f"unknown EBM scores {sorted(unknown)}; choose from {SCORE_NAMES}")
+        raise ValueError(f"unknown EBM scores {sorted(unknown)}; choose from {ALL_SCORES}")
     model = load_model(model_dir)
-    if tuple(names) == ("energy",):
-        return {"energy": batched_energy(model, particles)}
+    if "pattern_density" in names and model.pattern is None:
+        raise ValueError(f"model has no {pattern_density.PATTERN_FILE}: retrain it for pattern_density")
+    if set(names) <= {"energy", "pattern_density"}:
+        energy = batched_energy(model, particles)
+        out = {"energy": energy}
+        if "pattern_density" in names:
+            out["pattern_density"] = pattern_density.score(
+                model.pattern, energy, schema.input_mask(particles)
+            )
+        return {k: out[k] for k in ALL_SCORES if k in names}
     if model.gmm is None:
         raise ValueError("model has no fitted GMM (gmm.pkl); train it with train_model")
     raw = batched_raw_scores(model, particles)
@@ -198,7 +230,11 @@ def score(
         "score_norm": raw["score_norm"],
         "multiscale_gmm": gmm_nll(model.gmm, raw["features"]),
     }
-    return {k: out[k] for k in SCORE_NAMES if k in names}
+    if "pattern_density" in names:
+        out["pattern_density"] = pattern_density.score(
+            model.pattern, raw["energy"], schema.input_mask(particles)
+        )
+    return {k: out[k] for k in ALL_SCORES if k in names}
 
 
 def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:

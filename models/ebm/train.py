@@ -35,10 +35,12 @@ from l1ad.events.encoding import Standardizer
 from l1ad.events.io import data_hash, read_events
 from l1ad.events.split import validation_split
 from l1ad.models import registry
+from l1ad.models.ebm import pattern_density
 from l1ad.models.ebm.config import MODEL_NAMES, EBMConfig, load_config
 from l1ad.models.ebm.dsm import sigmas_for, training_loss, validation_loss
 from l1ad.models.ebm.networks import build_network, count_parameters, torch_bytes
 from l1ad.models.ebm.scores import (
+    ALL_SCORES,
     GMM_FILE,
     MODEL_FILE,
     STANDARDIZER_FILE,
@@ -100,6 +102,10 @@ def train_model(
         loaded = LoadedEBM(name, net.eval(), cfg, standardizer)
         val_scores = batched_raw_scores(loaded, particles[val_idx[: cfg.gmm_max_events]])
         gmm = fit_gmm(val_scores["features"], cfg.gmm_components, seed)
+        n_cal = len(val_scores["energy"])
+        pattern = pattern_density.fit(
+            val_scores["energy"], x_va[:n_cal].double().numpy(), m_va[:n_cal].numpy().astype(bool)
+        )
     finally:
         torch.use_deterministic_algorithms(prev_det)
         torch.set_num_threads(prev_threads)
@@ -127,13 +133,14 @@ def train_model(
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "sigmas": [float(s) for s in sigmas],
-        "scores": ["energy", "score_norm", "multiscale_gmm"],
+        "scores": list(ALL_SCORES),
         "metrics": metrics,
         "versions": tool_versions(TORCH_TOOLS),
     }
     atomic_write_bytes(model_dir / MODEL_FILE, torch_bytes(net.state_dict()))
     standardizer.save(model_dir / STANDARDIZER_FILE)
     atomic_write_bytes(model_dir / GMM_FILE, pickle.dumps(gmm))
+    pattern_density.save(pattern, model_dir / pattern_density.PATTERN_FILE)
     write_meta(model_dir, meta)
     logger.info("wrote %s (best epoch %d, val DSM %s)", model_dir, best_epoch, metrics["best_val_dsm"])
     return model_dir
