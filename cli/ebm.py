@@ -1,4 +1,5 @@
-"""``l1ad explain`` and ``l1ad sample``: attribution and Langevin sampling of a trained energy model."""
+"""``l1ad explain``, ``l1ad sample`` and ``l1ad choose-score``: attribution, Langevin sampling and the
+score choice (on validation background) of a trained energy model."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="directory for sampling.json and sampling.png (default MODEL_DIR)")
     s.set_defaults(func=sample)
+
+    c = sub.add_parser(
+        "choose-score", help="choose the energy model's score on validation background (never signals)"
+    )
+    c.add_argument("model_dir", help="a trained energy model directory, e.g. runs/default/ebm-float")
+    c.add_argument("--background", required=True, help="validation background (e.g. data/background_val.h5)")
+    c.add_argument("--n-events", type=int, default=200_000, help="half calibrate, half choose")
+    c.add_argument("--seed", type=int, default=0, help="seed of the probes")
+    c.add_argument("--fpr", type=float, default=1e-4, help="working point of the rule")
+    c.set_defaults(func=choose_score)
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -61,3 +72,16 @@ def sample(args: argparse.Namespace) -> int:
     atomic_write_text(out / "sampling.json", json.dumps(stats, indent=1))
     print(json.dumps({k: v for k, v in stats.items() if isinstance(v, dict)}, indent=1))
     return 0 if stats["finite"] else 1
+
+
+def choose_score(args: argparse.Namespace) -> int:
+    from l1ad.evaluation.score_choice import choose_ebm_score, format_choice
+
+    result = choose_ebm_score(
+        args.model_dir, args.background, n_events=args.n_events, seed=args.seed, fpr=args.fpr
+    )
+    print(f"TPR (%) at FPR {result['fpr']:g} on probes of {result['choice_rows'][1] - result['choice_rows'][0]:,} "
+          f"validation background events ({args.background})")  # fmt: skip
+    print(format_choice(result))
+    print(f"rule: {result['rule']}\nchosen: {result['chosen']} (best: {result['best']})")
+    return 0

@@ -29,6 +29,7 @@ class Profile:
     models: tuple[tuple[str, str], ...]  # (model, quantization), in training order
     firmware_targets: tuple[str, ...]  # the first is the default L1 target
     calibration_events: int  # validation background for the thresholds of calibrated targets
+    choice_fpr: float = 1e-4  # working point of the energy model's score choice (validation background)
 
 
 #: Trained by ``make run``, in this order: the student distils the energy model (its teacher).
@@ -52,7 +53,7 @@ FIRMWARE_TARGETS = ("ae_compact_vu13p_da", "ae_compact_vu13p")
 PROFILES = {
     "default": Profile(2_200_000, 100_000, 300_000, 12, 3, DEFAULT_MODELS, FIRMWARE_TARGETS, 10_000_000),
     # a few-minute smoke run of every step on small data (used by the end-to-end test)
-    "quick": Profile(44_000, 5_000, 20_000, 2, 1, DEFAULT_MODELS, FIRMWARE_TARGETS, 200_000),
+    "quick": Profile(44_000, 5_000, 20_000, 2, 1, DEFAULT_MODELS, FIRMWARE_TARGETS, 200_000, 1e-2),
 }
 
 
@@ -115,6 +116,7 @@ def _firmware(target: str, out: Path, data: Path, prof: Profile, seed: int) -> N
 
 def main(args: argparse.Namespace) -> int:
     from l1ad.models import registry
+    from l1ad.models.ebm.scores import CHOICE_FILE
 
     prof = PROFILES[args.profile]
     out = Path(args.out)
@@ -141,6 +143,10 @@ def main(args: argparse.Namespace) -> int:
         if model_dir.exists() and not args.force:
             argv.append("--resume")
         _run(argv, f"train {model}/{quant}")
+    ebm_dir = registry.model_dir(out, "ebm", "float")
+    if ("ebm", "float") in prof.models and (args.force or not (ebm_dir / CHOICE_FILE).exists()):
+        choose = ["choose-score", str(ebm_dir), "--background", str(data / "background_val.h5")]
+        _run([*choose, "--seed", str(args.seed), "--fpr", str(prof.choice_fpr)], "choose the ebm score")
     signals = [f"--signal={p.stem.removeprefix('signal_')}={p}" for p in sorted(data.glob("signal_*.h5"))]
     _run(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
     if not args.skip_firmware:

@@ -6,7 +6,12 @@ Writes into the run directory:
   "n_background": N, "rates": {LABEL: [rate-table rows]}, "float_vs_quantized": {...}}``
 - ``evaluation.md``: the same as tables, one per signal, models sorted by TPR at FPR 1e-5
 - ``metrics.json``: the float-vs-quantized comparison alone (correlations, TPR ratios)
-- ``plots/``: ROC curves per signal, score histograms per model, float-vs-quantized scatters, TPR ratios
+- ``plots/``: ROC curves per signal (L1 / HLT / baselines panels), score histograms per model,
+  float-vs-quantized 2D histograms, TPR ratios, loss curves of the networks that record one
+
+``evaluation.json`` also holds ``"score_choice"`` (the energy model's score, chosen on validation
+background before this evaluation) and ``"tail"`` (:func:`~l1ad.evaluation.metrics.tail_health` of each
+quantized score: ties at the top, distinct scores that fire at 1 kHz).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from l1ad.core.files import atomic_write_text
 from l1ad.evaluation import metrics, plots
+from l1ad.evaluation.score_choice import read_choice
 from l1ad.events.io import read_events
 from l1ad.models.baselines.cuts import cut_scores
 from l1ad.models.registry import discover, score
@@ -60,7 +66,7 @@ def float_vs_quantized(
                 f_tpr, q_tpr = _tpr(table[twin][signal], fpr), _tpr(table[label][signal], fpr)
                 ratios[fpr][signal] = (q_tpr / f_tpr) if f_tpr and q_tpr is not None else None
         slug = label.replace("/", "_")
-        plots.plot_float_vs_quantized(bkg[twin], bkg[label], plot_dir / f"scatter_{slug}.png")
+        plots.plot_float_vs_quantized(bkg[twin], bkg[label], plot_dir / f"float_vs_quantized_{slug}.png")
         plots.plot_tpr_ratio(
             {s: _tpr(table[twin][s], COMPARE_FPR) for s in table[label]},
             {s: _tpr(table[label][s], COMPARE_FPR) for s in table[label]},
@@ -133,7 +139,33 @@ def format_markdown(result: dict) -> str:
                 f"| {label} | {c['reference']} | {p if p is None else f'{p:.4f}'} | "
                 f"{s if s is None else f'{s:.4f}'} | {ratios[0]} | {ratios[1]} |"
             )
+    if result.get("tail"):
+        lines += ["", "## Tail of the L1 (quantized) scores on background", "",
+                  f"PASS: one event at the largest score and >= {metrics.MIN_DISTINCT_IN_TAIL} events firing at 1 kHz with "
+                  "distinct scores; FAIL: ties at the top or among the firing events (a saturated or too coarse "
+                  "output); unresolved: all firing events distinct, but too few fire to tell (the firmware "
+                  "calibration checks it on 10M events).", "",
+                  "| model | largest score | events at it | events firing at 1 kHz | distinct among them | tail |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        verdicts = {True: "PASS", False: "FAIL", None: "unresolved"}
+        for label, t in result["tail"].items():
+            lines.append(f"| {label} | {t['max_score']:.6g} | {t['n_at_max']} | {t['n_firing']} | "
+                         f"{t['distinct_above_threshold']} | {verdicts[t['pass']]} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def roc_groups(models: list, labels: list[str]) -> dict[str, list[str]]:
+    """The ROC panels: L1 (quantized models, the firmware's), HLT (full-precision models and their
+    scores) and baselines (cuts, IsolationForest); every label in exactly one."""
+    l1 = {m.label for m in models if m.framework != "sklearn" and m.quantization != "float"}
+    hlt = {m.label for m in models if m.framework != "sklearn" and m.quantization == "float"}
+    groups: dict[str, list[str]] = {"L1 (quantized)": [], "HLT (full precision)": [], "baselines": []}
+    for label in labels:
+        base = label.split(":", 1)[0]  # "ebm/float:score_norm" is a score of ebm/float
+        groups[
+            "L1 (quantized)" if base in l1 else "HLT (full precision)" if base in hlt else "baselines"
+        ].append(label)
+    return groups
 
 
 def evaluate_run(
@@ -175,11 +207,13 @@ def evaluate_run(
         for label, b in bkg_scores.items()
     }
     rates = {label: metrics.thresholds_for_rates(b, RATES_KHZ) for label, b in bkg_scores.items()}
+    groups = roc_groups(models, list(bkg_scores))
     for name in sig_events:
         plots.plot_roc_curves(
             {label: (bkg_scores[label], sig_scores[name][label]) for label in bkg_scores},
             plot_dir / f"roc_{name}.png",
             signal=name,
+            groups=groups,
         )
     for label, b in bkg_scores.items():
         slug = label.replace("/", "_").replace(":", "_")
@@ -191,6 +225,17 @@ def evaluate_run(
         )
     teachers = {m.label: m.teacher for m in models if m.teacher}
     comparison = float_vs_quantized(bkg_scores, table, plot_dir, teachers)
+    choices = {}
+    for m in models:
+        history = m.meta.get("metrics", {}).get("history")
+        if history:  # the energy and score networks record their loss per epoch
+            slug = m.label.replace("/", "_")
+            best = m.meta["metrics"].get("best_epoch")
+            plots.plot_loss_curve(history, plot_dir / f"loss_{slug}.png", title=m.label, best_epoch=best)
+        choice = read_choice(m.path) if m.framework == "torch" else None
+        if choice is not None:
+            chosen = m.label if choice["chosen"] == "energy" else f"{m.label}:{choice['chosen']}"
+            choices[m.label] = {"label": chosen, **choice}
 
     result = {
         "run_dir": str(run_dir),
@@ -201,6 +246,8 @@ def evaluate_run(
         "models": table,
         "rates": rates,
         "float_vs_quantized": comparison,
+        "score_choice": choices,
+        "tail": {label: metrics.tail_health(bkg_scores[label]) for label in groups["L1 (quantized)"]},
     }
     atomic_write_text(run_dir / "evaluation.json", json.dumps(result, indent=1))
     atomic_write_text(run_dir / "metrics.json", json.dumps(comparison, indent=1))

@@ -39,7 +39,7 @@ class TprAtFpr(NamedTuple):
     """Signal efficiency at a background working point (NaN fields when unresolved)."""
 
     tpr: float
-    tpr_err: float  # binomial: sqrt(tpr (1 - tpr) / n_sig)
+    tpr_err: float  # total: the signal's binomial error and the threshold's, in quadrature
     fpr: float  # the FPR actually achieved by the threshold (<= the target)
 
 
@@ -156,7 +156,29 @@ def tpr_at_fpr(bkg: Any, sig: Any, fpr: float) -> TprAtFpr:
         return TprAtFpr(math.nan, math.nan, math.nan)
     t = threshold_at_fpr(b, fpr)
     tpr = float(np.mean(s > t))
-    return TprAtFpr(tpr, _binomial_err(tpr, s.size), float(np.mean(b > t)))
+    err = math.hypot(_binomial_err(tpr, s.size), threshold_tpr_err(b, s, fpr))
+    return TprAtFpr(tpr, err, float(np.mean(b > t)))
+
+
+def threshold_tpr_err(bkg: Any, sig: Any, fpr: float) -> float:
+    """The TPR's error from the threshold's own uncertainty (the background it is set on is a sample).
+
+    The threshold is the (k+1)-th highest background score. On another background sample of the same
+    size the count above it fluctuates by ``sqrt(k (1 - k/n))`` (binomial), so the threshold moves by
+    that many ranks; the TPR's error is half the TPR difference between the thresholds that many ranks
+    above and below (the local ROC slope times the FPR's error, without assuming a shape). At FPR 1e-5
+    on 1M events k = 10: this is what a handful of background events costs.
+    """
+    b = np.sort(as_scores(bkg, "background"))[::-1]
+    s = as_scores(sig, "signal")
+    k = _allowed_count(b.size, _check_fpr(fpr))
+    if k >= b.size:
+        return 0.0
+    spread = math.sqrt(k * (1.0 - k / b.size)) if k > 0 else 1.0  # k = 0: a count of 1 is as likely
+    step = max(1, round(spread))
+    hi, lo = b[max(k - step, 0)], b[min(k + step, b.size - 1)]  # thresholds step ranks up / down
+    ranks = min(k + step, b.size - 1) - max(k - step, 0)
+    return float(np.mean(s > lo) - np.mean(s > hi)) * spread / ranks
 
 
 def efficiency_at_rejection(bkg: Any, sig: Any, rejection: float = 0.9999) -> float:
@@ -258,4 +280,42 @@ def score_correlation(a: Any, b: Any) -> dict[str, float | None]:
     return {
         "pearson": float(stats.pearsonr(x, y)[0]),
         "spearman": float(stats.spearmanr(x, y)[0]),
+    }
+
+
+#: the tail a trigger keeps must not tie: at least this many distinct scores above the lowest-rate threshold
+MIN_DISTINCT_IN_TAIL = 100
+
+
+def tail_health(
+    bkg: Any, rate_khz: float = 1.0, collision_rate_mhz: float = LHC_COLLISION_RATE_MHZ
+) -> dict[str, Any]:
+    """Does a (quantized) score keep its tail? Background events tied at the largest score (a
+    saturated output piles up there) and the distinct score values among the events that fire at the
+    ``rate_khz`` threshold.
+
+    ``pass`` is False when events tie at the top or the firing events share values (fewer distinct
+    scores than ``min(n_firing, MIN_DISTINCT_IN_TAIL)``), True when at least
+    :data:`MIN_DISTINCT_IN_TAIL` events fire with distinct scores, and None (unresolved) when every
+    firing event is distinct but fewer than that many fire (1 kHz on 1M events: 25 fire).
+    """
+    b = as_scores(bkg, "background")
+    fpr = _check_fpr(rate_khz / (collision_rate_mhz * 1e3))
+    top = float(b.max())
+    n_at_max = int(np.count_nonzero(b == top))
+    resolved = _allowed_count(b.size, fpr) >= 1
+    firing = b[b > threshold_at_fpr(b, fpr)] if resolved else b[:0]
+    distinct = int(np.unique(firing).size)
+    if n_at_max > 1 or distinct < min(firing.size, MIN_DISTINCT_IN_TAIL) or not resolved:
+        verdict: bool | None = False
+    else:
+        verdict = True if distinct >= MIN_DISTINCT_IN_TAIL else None
+    return {
+        "rate_khz": rate_khz,
+        "n_background": int(b.size),
+        "max_score": top,
+        "n_at_max": n_at_max,
+        "n_firing": int(firing.size),
+        "distinct_above_threshold": distinct if resolved else None,
+        "pass": verdict,
     }

@@ -3,10 +3,12 @@
 Each function takes an output path, writes the PNG atomically (temp ``.png`` in the same folder, then
 ``os.replace``), closes its figure and returns the path:
 
-* :func:`plot_roc_curves` - ROC curves of several models for one signal, log-x FPR in [1e-6, 1].
+* :func:`plot_roc_curves` - ROC curves for one signal in the trigger region: log TPR vs log FPR,
+  a rate axis in kHz, one panel per group of models (L1 / HLT / baselines), mplhep style.
 * :func:`plot_score_histograms` - background vs each signal score distribution, log-y.
-* :func:`plot_float_vs_quantized` - per-event scatter of two scorings with their correlations.
+* :func:`plot_float_vs_quantized` - 2D histogram (log colour) of two scorings of every event.
 * :func:`plot_tpr_ratio` - quantized / float TPR at a fixed FPR, one bar per signal.
+* :func:`plot_loss_curve` - training and validation loss per epoch, the kept epoch marked.
 """
 
 from __future__ import annotations
@@ -44,31 +46,64 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def plot_roc_curves(
-    curves: Mapping[str, tuple[Any, Any]], path: str | os.PathLike[str], signal: str = "signal"
-) -> Path:
-    """ROC curves (TPR vs log FPR) of several models for one signal.
+def _hep_style():
+    """mplhep's CMS style as a context (other figures of the process keep theirs), or a no-op."""
+    import contextlib
 
-    ``curves`` maps a model label to its ``(bkg_scores, sig_scores)``. Each curve is drawn as the exact
-    step-wise TPR at FPR values on a log grid starting at ``max(1e-6, 1 / n_bkg)``: below one
-    background event the FPR is not measured, so nothing is drawn there.
+    try:
+        import mplhep
+    except ImportError:  # pragma: no cover - mplhep is a dependency; plain matplotlib without it
+        return contextlib.nullcontext()
+    return plt.style.context([mplhep.style.CMS, {"font.size": 13, "legend.fontsize": 10}])
+
+
+def plot_roc_curves(
+    curves: Mapping[str, tuple[Any, Any]],
+    path: str | os.PathLike[str],
+    signal: str = "signal",
+    groups: Mapping[str, list[str]] | None = None,
+) -> Path:
+    """ROC curves in the trigger region: TPR vs FPR, both log, one panel per group of models.
+
+    ``curves`` maps a model label to its ``(bkg_scores, sig_scores)``; ``groups`` (e.g. L1 / HLT /
+    baselines) maps a panel title to labels of ``curves`` (default: one panel with every curve).
+    Each curve is the exact step-wise TPR at FPR values on a log grid starting at
+    ``max(1e-6, 1 / n_bkg)``: below one background event the FPR is not measured, so nothing is drawn
+    there. The top axis gives the trigger rate at the 40 MHz collision rate.
     """
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for label, (bkg, sig) in curves.items():
-        fpr, tpr, _ = metrics.roc_curve(bkg, sig)
-        grid = np.logspace(np.log10(max(FPR_MIN, 1.0 / np.size(bkg))), 0.0, ROC_GRID_POINTS)
-        idx = np.searchsorted(fpr, grid, side="right") - 1  # last ROC point with fpr <= grid value
-        ax.plot(grid, tpr[idx], label=f"{label} (AUROC {metrics.auroc(bkg, sig):.3f})")
-    for x in FPR_MARKERS:
-        ax.axvline(x, color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xlim(FPR_MIN, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("background efficiency (FPR)")
-    ax.set_ylabel("signal efficiency (TPR)")
-    ax.set_title(f"ROC: {signal}")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    groups = dict(groups) if groups else {"": list(curves)}
+    unknown = sorted({lbl for labels in groups.values() for lbl in labels} - set(curves))
+    if unknown:
+        raise ValueError(f"{path}: groups name labels without curves: {unknown}")
+    groups = {title: labels for title, labels in groups.items() if labels}
+    full_khz = metrics.LHC_COLLISION_RATE_MHZ * 1e3
+    with _hep_style():
+        fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 6), sharey=True, squeeze=False)
+        for ax, (title, labels) in zip(axes[0], groups.items(), strict=True):
+            for i, label in enumerate(labels):
+                bkg, sig = curves[label]
+                fpr, tpr, _ = metrics.roc_curve(bkg, sig)
+                grid = np.logspace(np.log10(max(FPR_MIN, 1.0 / np.size(bkg))), 0.0, ROC_GRID_POINTS)
+                idx = np.searchsorted(fpr, grid, side="right") - 1  # last ROC point with fpr <= grid value
+                style = {
+                    "color": plt.cm.tab10(i % 10),
+                    "linestyle": ("-", "--", ":")[i // 10 % 3],
+                }  # all distinct
+                ax.plot(grid, tpr[idx], label=f"{label} (AUROC {metrics.auroc(bkg, sig):.3f})", **style)
+            for x in FPR_MARKERS:
+                ax.axvline(x, color="grey", linestyle="--", linewidth=1)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(FPR_MIN, 1.0)
+            ax.set_ylim(1e-5, 1.05)
+            ax.set_xlabel("background efficiency (FPR)")
+            ax.set_title(f"{signal}: {title}" if title else signal, fontsize=14, pad=34)
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(loc="lower right")
+            top = ax.secondary_xaxis("top", functions=(lambda f: f * full_khz, lambda r: r / full_khz))
+            top.set_xlabel("L1 rate [kHz] at 40 MHz")
+        axes[0][0].set_ylabel("signal efficiency (TPR)")
+        fig.tight_layout()
     return _save(fig, path)
 
 
@@ -101,27 +136,33 @@ def plot_float_vs_quantized(
     float_scores: Any,
     quantized_scores: Any,
     path: str | os.PathLike[str],
-    max_points: int = 50_000,
-    seed: int = 0,
+    bins: int = 120,
 ) -> Path:
-    """Scatter of quantized vs float score per event, correlations (on all events) in the title.
+    """2D histogram (log colour scale) of quantized vs float score over every event, correlations in
+    the title: the tail, a few events among millions, stays visible instead of hiding under a scatter."""
+    from matplotlib.colors import LogNorm
 
-    At most ``max_points`` events (a seeded random subsample) are drawn.
-    """
     corr = metrics.score_correlation(float_scores, quantized_scores)
     x = np.asarray(float_scores, dtype=np.float64)
     y = np.asarray(quantized_scores, dtype=np.float64)
-    if len(x) > max_points:
-        keep = np.random.default_rng(seed).choice(len(x), max_points, replace=False)
-        x, y = x[keep], y[keep]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(x, y, s=2, alpha=0.3, rasterized=True)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
     lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
-    ax.plot([lo, hi], [lo, hi], color="red", linewidth=1, linestyle="--", label="y = x")
-    ax.set_xlabel("float score")
-    ax.set_ylabel("quantized score")
-    ax.set_title(f"pearson {_fmt(corr['pearson'])}, spearman {_fmt(corr['spearman'])}")
-    ax.legend(loc="upper left", fontsize="small")
+    hi = hi if hi > lo else lo + 1.0
+    with _hep_style():
+        fig, ax = plt.subplots(figsize=(7, 6))
+        edges = [
+            np.linspace(a.min(), a.max() if a.max() > a.min() else a.min() + 1.0, bins + 1) for a in (x, y)
+        ]
+        _, _, _, img = ax.hist2d(x, y, bins=edges, norm=LogNorm(vmin=1), cmap="viridis", rasterized=True)
+        fig.colorbar(img, ax=ax, label="events")
+        ax.plot([lo, hi], [lo, hi], color="red", linewidth=1, linestyle="--", label="y = x")
+        ax.set_xlabel("float score")
+        ax.set_ylabel("quantized score")
+        ax.set_title(f"{len(x):,} events; pearson {_fmt(corr['pearson'])}, spearman {_fmt(corr['spearman'])}",
+                     fontsize=12)  # fmt: skip
+        ax.legend(loc="upper left")
+        fig.tight_layout()
     return _save(fig, path)
 
 
@@ -149,4 +190,31 @@ def plot_tpr_ratio(
     ax.set_xticks(pos, names, rotation=20)
     ax.set_ylabel("TPR quantized / float")
     ax.set_title(f"TPR ratio at FPR = {fpr:g}")
+    return _save(fig, path)
+
+
+def plot_loss_curve(
+    history: list[Mapping[str, float]],
+    path: str | os.PathLike[str],
+    title: str = "",
+    train_key: str = "train_dsm",
+    val_key: str = "val_dsm",
+    best_epoch: int | None = None,
+) -> Path:
+    """Training and validation loss per epoch (one point per epoch); ``best_epoch`` (the weights
+    kept) gets a dashed line. Raises on an empty history."""
+    if not history:
+        raise ValueError(f"{path}: no training history to plot")
+    epochs = [int(h["epoch"]) for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label, style in ((train_key, "training", "o-"), (val_key, "validation", "s-")):
+        vals = [h.get(key) for h in history]
+        if all(v is not None for v in vals):
+            ax.plot(epochs, vals, style, label=f"{label} ({key})")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
     return _save(fig, path)

@@ -4,7 +4,10 @@ Usage: python scripts/bench_ebm_latency.py [MODEL_DIR] [--threads N] [--hidden 2
 
 Without MODEL_DIR an untrained network of the default config (same architecture, same cost) is
 benchmarked on toy events. Prints eager-vs-TorchScript max |diff| and ms per event at batch 1 and
-ms per batch / per event at batch 1024, then the same as one JSON line.
+ms per batch / per event at batch 1024. With a MODEL_DIR whose score was chosen (``score_choice.json``)
+it also times that score itself the way the evaluation computes it (``l1ad.models.ebm.scores.score``:
+numpy in and out, the calibration included): p50/p99 per single event and events/s batched. Then
+everything as one JSON line.
 """
 
 from __future__ import annotations
@@ -59,8 +62,42 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:12s} batch 1: {r[1]['ms_per_event']:.3f} ms/event (p90 {r[1]['p90_ms_per_batch']:.3f})"
             f" | batch 1024: {r[1024]['ms_per_batch']:.2f} ms/batch = {r[1024]['ms_per_event'] * 1e3:.1f} us/event"
         )
-    print(json.dumps({"max_abs_diff": diff, "torchscript": res, "eager": res_eager, "threads": args.threads}))
+    out = {"max_abs_diff": diff, "torchscript": res, "eager": res_eager, "threads": args.threads}
+    if args.model_dir:
+        out["chosen"] = _time_chosen(args.model_dir, model, events, args.repeat)
+    print(json.dumps(out))
     return 0 if np.isfinite(diff) else 1
+
+
+def _time_chosen(model_dir: str, model, events, repeat: int) -> dict | None:
+    """p50/p99 of the chosen score on single events, and events/s on a batch of 16,384."""
+    import time
+
+    import numpy as np
+
+    from l1ad.evaluation.score_choice import read_choice
+    from l1ad.models.ebm.scores import score
+
+    choice = read_choice(model_dir)
+    if choice is None:
+        print(f"{model_dir}: no score_choice.json (run `l1ad choose-score`); the chosen score is not timed")
+        return None
+    name = choice["chosen"]
+    one = np.empty(repeat)
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        score(model, events[i % len(events)][None], (name,))
+        one[i] = time.perf_counter() - t0
+    batch = np.tile(events, (8, 1, 1))
+    t0 = time.perf_counter()
+    score(model, batch, (name,))
+    rate = len(batch) / (time.perf_counter() - t0)
+    res = {"score": name, "p50_ms": float(np.median(one)) * 1e3, "p99_ms": float(np.quantile(one, 0.99)) * 1e3,
+           "events_per_second_batched": rate, "batch": len(batch), "n_single": repeat}  # fmt: skip
+    print(f"chosen score {name} (l1ad.models.ebm.scores.score, numpy in/out): single event p50 "
+          f"{res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms over {repeat} events; batched "
+          f"{rate:,.0f} events/s ({len(batch):,} events)")  # fmt: skip
+    return res
 
 
 if __name__ == "__main__":

@@ -96,3 +96,4 @@ def test_torchscript_equals_eager(models, events, tmp_path, name) -> None:
     )
     lat = benchmark_latency(scripted, x, mask, (1, 16), n_repeat=5, warmup=2)
     assert lat[1]["ms_per_event"] > 0 and lat[16]["ms_per_batch"] > 0
+    assert lat[1]["p99_ms_per_batch"] >= lat[1]["p90_ms_per_batch"] >= lat[1]["ms_per_batch"]

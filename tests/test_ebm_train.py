@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from l1ad.models.ebm.scores import (
+    ALL_SCORES,
     GMM_FILE,
     MODEL_FILE,
     SCORE_NAMES,
@@ -183,6 +184,15 @@ def test_batching_does_not_change_scores(trained, events) -> None:
         part = score(model, events[sl])
         for k in full:
             np.testing.assert_array_equal(part[k], full[k][sl], err_msg=f"{k} {sl}")
+    # each score alone (the cheaper path: score_norm skips the per-level features and the GMM)
+    # gives the same bits as all of them together
+    for name in SCORE_NAMES:
+        np.testing.assert_array_equal(score(model, events, (name,))[name], full[name], err_msg=name)
+    bare = load_model(trained["ebm"])
+    bare.gmm_source = None
+    np.testing.assert_array_equal(score(bare, events, ("score_norm",))["score_norm"], full["score_norm"])
+    with pytest.raises(ValueError, match="gmm.pkl"):
+        score(bare, events, ("multiscale_gmm",))
 
 
 def test_bad_inputs(trained, background, tmp_path) -> None:
@@ -210,8 +220,13 @@ def test_pattern_density_is_the_calibrated_energy(trained, events) -> None:
     )
     np.testing.assert_array_equal(score(d, events, ("pattern_density",))["pattern_density"],
                                   both["pattern_density"])  # fmt: skip
+    # pattern_tail from the same calibration; the full path (all scores) gives the same bits
+    log_p, log_t = pattern_density.terms(calib, both["energy"], schema.input_mask(events))
+    every = score(d, events, ALL_SCORES)
+    np.testing.assert_array_equal(every["pattern_tail"], -log_p - log_t)
+    np.testing.assert_array_equal(every["pattern_density"], both["pattern_density"])
     loaded = registry.load(registry.find(d.parent, "ebm/float"))
-    assert "ebm/float:pattern_density" in loaded.score_labels
+    assert {"ebm/float:pattern_density", "ebm/float:pattern_tail"} <= set(loaded.score_labels)
     bare = load_model(d)
     bare.pattern_source = None
     assert "pattern_density" not in bare.score_names

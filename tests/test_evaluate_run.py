@@ -66,3 +66,19 @@ def test_evaluate_refuses_a_run_dir_without_models(tmp_path, caplog):
     )
     assert "no trained models" in caplog.text
     caplog.clear()
+
+
+def test_roc_groups_l1_hlt_baselines() -> None:
+    from pathlib import Path
+
+    from l1ad.evaluation.evaluate import roc_groups
+    from l1ad.models.registry import TrainedModel
+
+    models = [TrainedModel(Path("a"), "ae_compact", "hgq", "keras"), TrainedModel(Path("b"), "ae_compact", "float", "keras"),
+              TrainedModel(Path("c"), "ebm", "float", "torch"), TrainedModel(Path("d"), "iforest", "float", "sklearn")]  # fmt: skip
+    labels = ["ae_compact/hgq", "ae_compact/float", "ebm/float", "ebm/float:score_norm", "iforest", "ht"]
+    assert roc_groups(models, labels) == {
+        "L1 (quantized)": ["ae_compact/hgq"],
+        "HLT (full precision)": ["ae_compact/float", "ebm/float", "ebm/float:score_norm"],
+        "baselines": ["iforest", "ht"],
+    }

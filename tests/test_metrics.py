@@ -111,8 +111,29 @@ def test_tpr_at_fpr_by_hand():
     sig = np.array([99988.5, 99989.0, 99989.5, 100_000.0])  # two strictly above 99989
     tpr, err, fpr = metrics.tpr_at_fpr(bkg, sig, 1e-4)
     assert tpr == 0.5
-    assert err == pytest.approx(math.sqrt(0.5 * 0.5 / 4))
     assert fpr == 1e-4
+    # the threshold 99989 is the 11th highest (k = 10 above it); it moves by sqrt(10 (1 - 1e-4)) ranks:
+    # 3 ranks up (99992) the TPR is 1/4, 3 ranks down (99986) it is 4/4
+    threshold_err = 0.75 / 6 * math.sqrt(10 * (1 - 1e-4))
+    assert metrics.threshold_tpr_err(bkg, sig, 1e-4) == pytest.approx(threshold_err)
+    assert err == pytest.approx(math.hypot(math.sqrt(0.5 * 0.5 / 4), threshold_err))
+
+
+@pytest.mark.parametrize(("n_bkg", "fpr"), [(20_000, 1e-3), (100_000, 1e-4)])
+def test_tpr_error_covers_the_threshold_spread(n_bkg, fpr):
+    """Repeated experiments (fresh background and signal each): the quoted TPR error matches the
+    spread of the TPRs, although the signal's binomial error alone is 10x smaller (the threshold, set
+    on k = 20 or 10 background events, dominates)."""
+    rng = np.random.default_rng(5)
+    tprs, errs = [], []
+    for _ in range(80):
+        res = metrics.tpr_at_fpr(rng.normal(size=n_bkg), rng.normal(2.0, 1.0, size=200_000), fpr)
+        tprs.append(res.tpr)
+        errs.append(res.tpr_err)
+    spread, quoted = np.std(tprs, ddof=1), np.mean(errs)
+    binomial = math.sqrt(np.mean(tprs) * (1 - np.mean(tprs)) / 200_000)
+    assert spread > 5 * binomial
+    assert 0.75 < quoted / spread < 1.33
 
 
 def test_efficiency_at_rejection():
@@ -215,3 +236,21 @@ def test_score_correlation_by_hand():
 def test_input_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_tail_health_catches_saturation_and_coarse_steps() -> None:
+    rng = np.random.default_rng(3)
+    b = rng.normal(size=100_000)
+    ok = metrics.tail_health(b, rate_khz=40.0)  # FPR 1e-3: 100 events fire, all distinct
+    assert ok["n_at_max"] == 1 and ok["distinct_above_threshold"] == 100 and ok["pass"] is True
+    saturated = np.minimum(b, np.quantile(b, 0.9995))  # the top 50 events pile up at the output's maximum
+    bad = metrics.tail_health(saturated, rate_khz=40.0)
+    assert bad["n_at_max"] == 50 and bad["pass"] is False
+    coarse = metrics.tail_health(np.round(b * 4) / 4, rate_khz=40.0)  # a score with too few bits
+    assert coarse["distinct_above_threshold"] < 10 and coarse["pass"] is False
+    few = metrics.tail_health(b[:100], rate_khz=1.0)  # 1 kHz is not resolved by 100 events
+    assert few["distinct_above_threshold"] is None and few["pass"] is False
+    some = metrics.tail_health(b, rate_khz=10.0)  # 25 events fire, all distinct: too few to pass
+    assert some["n_firing"] == 25 and some["distinct_above_threshold"] == 25 and some["pass"] is None
+    tied = metrics.tail_health(np.concatenate([b, np.sort(b)[-5:-4].repeat(3)]), rate_khz=10.0)
+    assert tied["pass"] is False  # ties among the 25 that fire

@@ -21,7 +21,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
     expected = {
         "ae_ref/float", "ae_ref/hgq", "ae_compact/float", "ae_compact/hgq", "ae_compact/qkeras",
         "vae/float", "vae/hgq", "student/hgq", "ebm/float", "ebm/float:score_norm",
-        "ebm/float:multiscale_gmm", "ebm/float:pattern_density", "iforest", "ht", "met", "lead_lepton_pt",
+        "ebm/float:multiscale_gmm", "ebm/float:pattern_density", "ebm/float:pattern_tail", "iforest", "ht", "met", "lead_lepton_pt",
     }  # fmt: skip
     assert set(ev["models"]) == expected
     for label, per_signal in ev["models"].items():
@@ -43,6 +43,13 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert a4l["iforest"]["auroc"] > 0.7  # sklearn, deterministic for the seed
     assert better(ev["models"]["ht"]["leptoquark"], ev["models"]["met"]["leptoquark"])
     assert set(ev["float_vs_quantized"]) >= {"ae_compact/hgq", "ae_compact/qkeras", "ae_ref/hgq", "vae/hgq"}
+    # the quantized scores' tails are checked; the energy model's score was chosen before this evaluation
+    assert set(ev["tail"]) == {"ae_ref/hgq", "ae_compact/hgq", "ae_compact/qkeras", "vae/hgq", "student/hgq"}
+    choice = ev["score_choice"]["ebm/float"]
+    assert choice["chosen"] in choice["family"] and choice["label"] in ev["models"]
+    assert (run / "ebm-float" / "score_choice.json").is_file() and (
+        run / "plots" / "loss_ebm_float.png"
+    ).is_file()
     student = json.loads((run / "student-hgq" / "meta.json").read_text())
     assert student["model"] == "student"
 

@@ -17,6 +17,12 @@ Scores, reported side by side under these names:
     ``-log p(x) = -log P(pattern) - log p(x_live | pattern)``: the energy calibrated per pattern of
     present objects on background, so events of different multiplicities are compared on a density
     (:mod:`~l1ad.models.ebm.pattern_density`). Models trained before it existed do not offer it.
+``pattern_tail``
+    ``-log P(pattern) - log t``: the pattern's rarity plus the event's background tail probability
+    within its pattern (from the same calibration; a tail probability, not a density).
+
+Which one the energy model is reported with is chosen on validation background by
+:mod:`l1ad.evaluation.score_choice`, never on signals.
 
 The student's teacher is defined once, in :mod:`l1ad.models.distill`.
 """
@@ -46,9 +52,13 @@ logger = logging.getLogger(__name__)
 #: the network's own scores (each has a TorchScript/ONNX/Triton export)
 SCORE_NAMES = ("energy", "score_norm", "multiscale_gmm")
 #: scores calibrated on background after training (numpy post-processing of the energy; not exported)
-CALIBRATED_SCORES = ("pattern_density",)
+#: ``pattern_density``: -log p(x), a density comparable across patterns of present objects;
+#: ``pattern_tail``: -log P(pattern) - log t, the pattern's rarity times the event's tail within it
+CALIBRATED_SCORES = ("pattern_density", "pattern_tail")
 ALL_SCORES = SCORE_NAMES + CALIBRATED_SCORES
 MODEL_FILE, STANDARDIZER_FILE, GMM_FILE = "model.pt", "standardizer.json", "gmm.pkl"
+#: the score chosen on validation background (:mod:`l1ad.evaluation.score_choice`); retraining removes it
+CHOICE_FILE = "score_choice.json"
 
 
 @dataclass
@@ -145,14 +155,23 @@ def _energy(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor, sigma: float)
     return path_integral_energy(model.net, x, sigma, mask, model.config.energy_quadrature)
 
 
-def raw_scores(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
-    """``energy``, ``score_norm`` and the per-level ``features`` (N, L) of one batch (float64)."""
+def raw_scores(
+    model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor, features: bool = True
+) -> dict[str, np.ndarray]:
+    """``energy``, ``score_norm`` and (``features=True``) the per-level ``features`` (N, L) of one
+    batch (float64). Without the features only the ``score_norm_levels`` lowest sigmas are evaluated."""
     sigmas = model.sigmas
     k = model.config.score_norm_levels
     norms = np.empty((x.shape[0], len(sigmas)))
     for j in range(len(sigmas) - k, len(sigmas)):
         s = model_score(model.net, x, float(sigmas[j]), mask)
         norms[:, j] = sigmas[j] * torch.linalg.vector_norm(s.double(), dim=1).numpy()
+    out = {
+        "energy": _energy(model, x, mask, float(sigmas[-1])).double().numpy(),
+        "score_norm": norms[:, -k:].mean(axis=1),
+    }
+    if not features:
+        return out
     if isinstance(model.net, EnergyNet):
         feats = np.stack([_energy(model, x, mask, float(s)).double().numpy() for s in sigmas], axis=1)
     else:
@@ -160,22 +179,20 @@ def raw_scores(model: LoadedEBM, x: torch.Tensor, mask: torch.Tensor) -> dict[st
             s = model_score(model.net, x, float(sigmas[j]), mask)
             norms[:, j] = sigmas[j] * torch.linalg.vector_norm(s.double(), dim=1).numpy()
         feats = norms
-    energy = _energy(model, x, mask, float(sigmas[-1])).double().numpy()
-    return {"energy": energy, "score_norm": norms[:, -k:].mean(axis=1), "features": feats.copy()}
+    return {**out, "features": feats.copy()}
 
 
-def batched_raw_scores(model: LoadedEBM, particles: np.ndarray) -> dict[str, np.ndarray]:
+def batched_raw_scores(
+    model: LoadedEBM, particles: np.ndarray, features: bool = True
+) -> dict[str, np.ndarray]:
     """:func:`raw_scores` over all events in batches of ``config.score_batch``."""
     model.net.eval()
     parts: list[dict[str, np.ndarray]] = []
     for n, x, mask in _chunks(particles, model):
-        parts.append({k: v[:n] for k, v in raw_scores(model, x, mask).items()})
+        parts.append({k: v[:n] for k, v in raw_scores(model, x, mask, features).items()})
     if not parts:
-        return {
-            "energy": np.zeros(0),
-            "score_norm": np.zeros(0),
-            "features": np.zeros((0, len(model.sigmas))),
-        }
+        empty = {"energy": np.zeros(0), "score_norm": np.zeros(0)}
+        return {**empty, "features": np.zeros((0, len(model.sigmas)))} if features else empty
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -212,29 +229,36 @@ def score(
     if unknown:
         raise ValueError(f"unknown EBM scores {sorted(unknown)}; choose from {ALL_SCORES}")
     model = load_model(model_dir)
-    if "pattern_density" in names and model.pattern is None:
-        raise ValueError(f"model has no {pattern_density.PATTERN_FILE}: retrain it for pattern_density")
-    if set(names) <= {"energy", "pattern_density"}:
-        energy = batched_energy(model, particles)
-        out = {"energy": energy}
-        if "pattern_density" in names:
-            out["pattern_density"] = pattern_density.score(
-                model.pattern, energy, schema.input_mask(particles)
-            )
+    calibrated = set(names) & set(CALIBRATED_SCORES)
+    if calibrated and model.pattern is None:
+        raise ValueError(f"model has no {pattern_density.PATTERN_FILE}: retrain it for {sorted(calibrated)}")
+    if set(names) <= {"energy", *CALIBRATED_SCORES}:
+        out = {"energy": batched_energy(model, particles)}
+        out.update(_calibrated(model, out["energy"], particles, calibrated))
         return {k: out[k] for k in ALL_SCORES if k in names}
-    if model.gmm is None:
+    need_gmm = "multiscale_gmm" in names
+    if need_gmm and model.gmm is None:
         raise ValueError("model has no fitted GMM (gmm.pkl); train it with train_model")
-    raw = batched_raw_scores(model, particles)
-    out = {
-        "energy": raw["energy"],
-        "score_norm": raw["score_norm"],
-        "multiscale_gmm": gmm_nll(model.gmm, raw["features"]),
-    }
-    if "pattern_density" in names:
-        out["pattern_density"] = pattern_density.score(
-            model.pattern, raw["energy"], schema.input_mask(particles)
-        )
+    raw = batched_raw_scores(model, particles, features=need_gmm)
+    out = {"energy": raw["energy"], "score_norm": raw["score_norm"]}
+    if need_gmm:
+        out["multiscale_gmm"] = gmm_nll(model.gmm, raw["features"])
+    out.update(_calibrated(model, raw["energy"], particles, calibrated))
     return {k: out[k] for k in ALL_SCORES if k in names}
+
+
+def _calibrated(
+    model: LoadedEBM, energy: np.ndarray, particles: np.ndarray, names: set[str]
+) -> dict[str, np.ndarray]:
+    """The :data:`CALIBRATED_SCORES` in ``names``, from the energy and the pattern calibration."""
+    out: dict[str, np.ndarray] = {}
+    mask = schema.input_mask(particles) if names else None
+    if "pattern_density" in names:
+        out["pattern_density"] = pattern_density.score(model.pattern, energy, mask)
+    if "pattern_tail" in names:
+        log_p, log_t = pattern_density.terms(model.pattern, energy, mask)
+        out["pattern_tail"] = -log_p - log_t
+    return out
 
 
 def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from l1ad.models.ebm.dsm import sigmas_for, training_loss, validation_loss
 from l1ad.models.ebm.networks import build_network, count_parameters, torch_bytes
 from l1ad.models.ebm.scores import (
     ALL_SCORES,
+    CHOICE_FILE,
     GMM_FILE,
     MODEL_FILE,
     STANDARDIZER_FILE,
@@ -141,6 +142,7 @@ def train_model(
     standardizer.save(model_dir / STANDARDIZER_FILE)
     atomic_write_bytes(model_dir / GMM_FILE, pickle.dumps(gmm))
     pattern_density.save(pattern, model_dir / pattern_density.PATTERN_FILE)
+    (model_dir / CHOICE_FILE).unlink(missing_ok=True)  # a choice made for the previous weights
     write_meta(model_dir, meta)
     logger.info("wrote %s (best epoch %d, val DSM %s)", model_dir, best_epoch, metrics["best_val_dsm"])
     return model_dir
