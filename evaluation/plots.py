@@ -46,15 +46,20 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def _hep_style():
-    """mplhep's CMS style as a context (other figures of the process keep theirs), or a no-op."""
+#: font sizes of the evaluation's figures (the CMS style's are sized for one large plot per figure)
+EVAL_FONTS = {"font.size": 13, "legend.fontsize": 10}
+
+
+def hep_style(overrides: Mapping[str, Any] | None = None):
+    """mplhep's CMS style with ``overrides`` as a context (the process's other figures keep theirs),
+    or plain matplotlib when mplhep is missing: the one home of the project's plot style."""
     import contextlib
 
     try:
         import mplhep
-    except ImportError:  # pragma: no cover - mplhep is a dependency; plain matplotlib without it
+    except ImportError:  # pragma: no cover - mplhep is a dependency
         return contextlib.nullcontext()
-    return plt.style.context([mplhep.style.CMS, {"font.size": 13, "legend.fontsize": 10}])
+    return plt.style.context([mplhep.style.CMS, dict(overrides or {})])
 
 
 def plot_roc_curves(
@@ -77,7 +82,7 @@ def plot_roc_curves(
         raise ValueError(f"{path}: groups name labels without curves: {unknown}")
     groups = {title: labels for title, labels in groups.items() if labels}
     full_khz = metrics.LHC_COLLISION_RATE_MHZ * 1e3
-    with _hep_style():
+    with hep_style(EVAL_FONTS):
         fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 6), sharey=True, squeeze=False)
         for ax, (title, labels) in zip(axes[0], groups.items(), strict=True):
             for i, label in enumerate(labels):
@@ -149,7 +154,7 @@ def plot_float_vs_quantized(
     x, y = x[ok], y[ok]
     lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
     hi = hi if hi > lo else lo + 1.0
-    with _hep_style():
+    with hep_style(EVAL_FONTS):
         fig, ax = plt.subplots(figsize=(7, 6))
         edges = [
             np.linspace(a.min(), a.max() if a.max() > a.min() else a.min() + 1.0, bins + 1) for a in (x, y)

@@ -70,15 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mplhep as hep
 
     from l1ad.core.files import save_figure
+    from l1ad.evaluation.plots import hep_style
 
-    with plt.style.context(hep.style.CMS):
+    with hep_style():
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 9), sharex=True)
         ep = [r["epochs"] for r in rows]
         ax1.plot(ep, [r["val_dsm"] for r in rows], "o-", color="k")

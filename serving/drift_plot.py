@@ -12,7 +12,6 @@ otherwise; written with :func:`l1ad.core.files.save_figure`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import matplotlib
 import numpy as np
 
 from l1ad.core.files import save_figure
+from l1ad.evaluation.plots import hep_style
 from l1ad.events import schema
 from l1ad.serving.drift import FeatureTest, InputDrift, Summary
 
@@ -33,15 +33,6 @@ BINS = 40
 #: The CMS style's fonts are sized for one plot per figure: smaller for a grid of panels.
 GRID_FONTS = {"font.size": 12, "axes.titlesize": 11, "axes.labelsize": 12, "legend.fontsize": 10,
               "xtick.labelsize": 10, "ytick.labelsize": 10}  # fmt: skip
-
-
-def _style():
-    """mplhep's CMS style as a context (the process's other figures keep theirs), or a no-op."""
-    try:
-        import mplhep
-    except ImportError:  # mplhep is optional: plain matplotlib
-        return contextlib.nullcontext()
-    return plt.style.context([mplhep.style.CMS, GRID_FONTS])
 
 
 def _slots_of(type_name: str) -> list[int]:
@@ -95,7 +86,7 @@ def plot_drift(result: InputDrift, window: Summary, reference: Summary, path: st
             shown.append(t)
             types.add(kind)
     shown = shown[:MAX_PANELS]
-    with _style():
+    with hep_style(GRID_FONTS):
         cols = min(3, max(1, len(shown)))
         rows = max(1, -(-len(shown) // cols))
         fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
