@@ -23,7 +23,7 @@ import numpy as np
 
 from l1ad.core.files import atomic_write_text
 from l1ad.evaluation.evaluate import RATES_KHZ
-from l1ad.evaluation.metrics import thresholds_for_rates
+from l1ad.evaluation.metrics import tail_health, thresholds_for_rates
 from l1ad.events.default_data import calibration_background
 from l1ad.events.encoding import encode
 from l1ad.hls.metadata import read_metadata
@@ -92,24 +92,21 @@ def calibrate_project(
         "n_events": int(n_events),
         "seed": int(seed),
     }
+    tail = tail_health(scores, lowest["target_rate_khz"])  # the evaluation's tail check, on 10M events
     record = {
         "target": meta["target"],
         **source,
         "emulator": getattr(emu, "name", type(emu).__name__),
         "emulator_events_per_second": n_events / t_emu if t_emu > 0 else None,
         "seconds": time.perf_counter() - t0,
-        "distinct_scores_above_lowest_threshold": _distinct_above(scores, lowest),
-        "score_max": float(scores.max()),
-        "n_at_score_max": int(np.sum(scores == scores.max())),
+        "distinct_scores_above_lowest_threshold": tail["distinct_above_threshold"],
+        "score_max": tail["max_score"],
+        "n_at_score_max": tail["n_at_max"],
         "rates": rows,
     }
     atomic_write_text(project / CALIBRATION_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
     install_thresholds(project, rows, source)
     return record
-
-
-def _distinct_above(scores: np.ndarray, row: dict[str, Any]) -> int | None:
-    return int(len(np.unique(scores[scores > row["threshold"]]))) if row.get("resolved") else None
 
 
 def summary(record: dict[str, Any]) -> str:
