@@ -31,7 +31,6 @@ import numpy as np
 
 from l1ad.core.files import atomic_write_text
 from l1ad.evaluation.metrics import tpr_at_fpr
-from l1ad.events import schema
 from l1ad.events.io import read_events
 from l1ad.events.probes import make_probes
 
@@ -96,7 +95,7 @@ def choose_ebm_score(
     """Refit the pattern calibration on half of ``background`` (validation background), choose the
     score on the other half and its probes, write ``pattern.json`` and ``score_choice.json``."""
     from l1ad.models.ebm import pattern_density
-    from l1ad.models.ebm.scores import CHOICE_FILE, batched_energy, load_model, score
+    from l1ad.models.ebm.scores import CHOICE_FILE, fit_pattern, load_model, score
 
     model_dir = Path(model_dir)
     t0 = time.perf_counter()
@@ -107,8 +106,7 @@ def choose_ebm_score(
                          f">= {math.ceil(20 / fpr)} (half calibrates, half chooses, 10 above threshold)")  # fmt: skip
     model = load_model(model_dir)
     calib_events, choice_events = events[:half], events[half:]
-    x = model.standardizer.transform(calib_events).astype(np.float64)
-    calib = pattern_density.fit(batched_energy(model, calib_events), x, schema.input_mask(calib_events))
+    calib = fit_pattern(model, calib_events)
     calib["fitted_on"] = {"file": str(background), "rows": [0, half]}
     model.pattern_source = calib
     log.info("pattern calibration refitted on %d validation events (%d patterns)", half, calib["n_patterns"])

@@ -32,16 +32,13 @@ def main() -> None:
     from l1ad.events.default_data import dataset_paths
     from l1ad.events.io import read_events
     from l1ad.models.ebm import pattern_density
-    from l1ad.models.ebm.scores import batched_energy, load_model
+    from l1ad.models.ebm.scores import batched_energy, fit_pattern, load_model
 
     model = load_model(args.run / args.model)
     data = args.run / "data"
     val = read_events(data / "background_val.h5")
     t0 = time.perf_counter()
-    e_val = batched_energy(model, val)
-    calib = pattern_density.fit(
-        e_val, model.standardizer.transform(val).astype(np.float64), schema.input_mask(val)
-    )
+    calib = fit_pattern(model, val)
     print(f"calibration: {len(val)} validation background events, {calib['n_patterns']} patterns "
           f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     backgrounds, signals = dataset_paths(data)

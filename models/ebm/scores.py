@@ -268,3 +268,10 @@ def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:
     for n, x, mask in _chunks(particles, model):
         out.append(_energy(model, x, mask, model.sigma_min).double().numpy()[:n])
     return np.concatenate(out)
+
+
+def fit_pattern(model: LoadedEBM, particles: np.ndarray) -> dict[str, Any]:
+    """The per-pattern calibration (:func:`~l1ad.models.ebm.pattern_density.fit`) of the model's energy
+    on ``particles`` (background events), in the model's standardized coordinates."""
+    x = model.standardizer.transform(particles).astype(np.float64)
+    return pattern_density.fit(batched_energy(model, particles), x, schema.input_mask(particles))
