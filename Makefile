@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 SEED   ?= 1
 RUN_DIR ?= runs/default
 
-.PHONY: run test test-slow install lint bench clean
+.PHONY: run test test-slow install system-tools lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,7 +20,11 @@ $(STAMP): $(PY) pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+# g++ and yosys from Debian when missing (the C-simulation, the Yosys budget report)
+system-tools:
+	bash scripts/install_system_tools.sh
+
+install: system-tools $(STAMP)
 
 run: install
 	$(VENV)/bin/l1ad pipeline --out $(RUN_DIR) --seed $(SEED)

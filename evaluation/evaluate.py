@@ -24,6 +24,7 @@ import numpy as np
 
 from l1ad.core.files import atomic_write_text
 from l1ad.evaluation import metrics, plots
+from l1ad.evaluation.paired_bootstrap import tpr_ratio
 from l1ad.evaluation.score_choice import read_choice
 from l1ad.events.io import read_events
 from l1ad.models.baselines.cuts import cut_scores
@@ -53,18 +54,24 @@ def reference_pairs(labels: list[str], teachers: dict[str, str]) -> dict[str, st
 
 
 def float_vs_quantized(
-    bkg: dict[str, np.ndarray], table: dict[str, dict[str, dict]], plot_dir: Path, teachers: dict[str, str]
+    bkg: dict[str, np.ndarray],
+    sig: dict[str, dict[str, np.ndarray]],
+    table: dict[str, dict[str, dict]],
+    plot_dir: Path,
+    teachers: dict[str, str],
 ) -> dict[str, dict]:
     """Score correlation and TPR ratios of every quantized model against its float twin, and of
-    every student against its teacher (how much sensitivity survives the distillation)."""
+    every student against its teacher (how much sensitivity survives the distillation). Each ratio
+    carries its paired-bootstrap error (:func:`~l1ad.evaluation.paired_bootstrap.tpr_ratio`)."""
     out = {}
     for label, twin in reference_pairs(list(bkg), teachers).items():
         corr = metrics.score_correlation(bkg[twin], bkg[label])
-        ratios = {fpr: {} for fpr in COMPARE_FPRS}
+        ratios: dict[float, dict] = {fpr: {} for fpr in COMPARE_FPRS}
+        errors: dict[float, dict] = {fpr: {} for fpr in COMPARE_FPRS}
         for fpr in COMPARE_FPRS:
             for signal in table[label]:
-                f_tpr, q_tpr = _tpr(table[twin][signal], fpr), _tpr(table[label][signal], fpr)
-                ratios[fpr][signal] = (q_tpr / f_tpr) if f_tpr and q_tpr is not None else None
+                r = tpr_ratio(bkg[twin], sig[signal][twin], bkg[label], sig[signal][label], fpr)
+                ratios[fpr][signal], errors[fpr][signal] = r["ratio"], r["err"]
         slug = label.replace("/", "_")
         plots.plot_float_vs_quantized(bkg[twin], bkg[label], plot_dir / f"float_vs_quantized_{slug}.png")
         plots.plot_tpr_ratio(
@@ -77,6 +84,7 @@ def float_vs_quantized(
             "reference": twin,
             **corr,
             **{f"tpr_ratio_at_fpr_{f:g}": ratios[f] for f in COMPARE_FPRS},
+            **{f"tpr_ratio_at_fpr_{f:g}_err": errors[f] for f in COMPARE_FPRS},
         }
     return out
 
@@ -119,39 +127,48 @@ def format_markdown(result: dict) -> str:
         cells = [f"{r['threshold']:.5g}" if r["resolved"] else "unresolved" for r in rows]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if result["float_vs_quantized"]:
-        lines += [
-            "",
-            "## Float vs quantized, and student vs teacher",
-            "",
-            "| model | reference | Pearson | Spearman | TPR ratio @ 1e-4 per signal | TPR ratio @ 1e-5 per signal |",
-            "|---|---|---|---|---|---|",
-        ]
-        for label, c in result["float_vs_quantized"].items():
-            ratios = [
-                ", ".join(
-                    f"{s}: {'n/a' if r is None else f'{r:.2f}'}"
-                    for s, r in c[f"tpr_ratio_at_fpr_{f:g}"].items()
-                )
-                for f in COMPARE_FPRS
-            ]
-            p, s = c["pearson"], c["spearman"]
-            lines.append(
-                f"| {label} | {c['reference']} | {p if p is None else f'{p:.4f}'} | "
-                f"{s if s is None else f'{s:.4f}'} | {ratios[0]} | {ratios[1]} |"
-            )
+        lines += ["", "## Float vs quantized, and student vs teacher", "", *comparison_table(result)]
     if result.get("tail"):
-        lines += ["", "## Tail of the L1 (quantized) scores on background", "",
-                  f"PASS: one event at the largest score and >= {metrics.MIN_DISTINCT_IN_TAIL} events firing at 1 kHz with "
-                  "distinct scores; FAIL: ties at the top or among the firing events (a saturated or too coarse "
-                  "output); unresolved: all firing events distinct, but too few fire to tell (the firmware "
-                  "calibration checks it on 10M events).", "",
-                  "| model | largest score | events at it | events firing at 1 kHz | distinct among them | tail |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
-        verdicts = {True: "PASS", False: "FAIL", None: "unresolved"}
-        for label, t in result["tail"].items():
-            lines.append(f"| {label} | {t['max_score']:.6g} | {t['n_at_max']} | {t['n_firing']} | "
-                         f"{t['distinct_above_threshold']} | {verdicts[t['pass']]} |")  # fmt: skip
+        lines += ["", "## Tail of the L1 (quantized) scores on background", "", *tail_table(result)]
     return "\n".join(lines) + "\n"
+
+
+def comparison_table(result: dict) -> list[str]:
+    """Markdown rows: each quantized model against its float twin, the student against its teacher."""
+    lines = [
+        "| model | reference | Pearson | Spearman | TPR ratio @ 1e-4 per signal | TPR ratio @ 1e-5 per signal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, c in result["float_vs_quantized"].items():
+        ratios = [", ".join(f"{s}: {_ratio(r, c.get(f'tpr_ratio_at_fpr_{f:g}_err', {}).get(s))}"
+                            for s, r in c[f"tpr_ratio_at_fpr_{f:g}"].items()) for f in COMPARE_FPRS]  # fmt: skip
+        p, s = c["pearson"], c["spearman"]
+        lines.append(
+            f"| {label} | {c['reference']} | {p if p is None else f'{p:.4f}'} | "
+            f"{s if s is None else f'{s:.4f}'} | {ratios[0]} | {ratios[1]} |"
+        )
+    return lines
+
+
+def _ratio(r: float | None, err: float | None) -> str:
+    if r is None:
+        return "n/a"
+    return f"{r:.2f}" if err is None else f"{r:.2f} ± {err:.2f}"
+
+
+def tail_table(result: dict) -> list[str]:
+    """Markdown: the tail health (:func:`~l1ad.evaluation.metrics.tail_health`) of each quantized score."""
+    lines = [f"PASS: one event at the largest score and >= {metrics.MIN_DISTINCT_IN_TAIL} events firing at 1 kHz with "
+             "distinct scores; FAIL: ties at the top or among the firing events (a saturated or too coarse "
+             "output); unresolved: all firing events distinct, but too few fire to tell (the firmware "
+             "calibration checks it on 10M events).", "",
+             "| model | largest score | events at it | events firing at 1 kHz | distinct among them | tail |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    verdicts = {True: "PASS", False: "FAIL", None: "unresolved"}
+    for label, t in result["tail"].items():
+        lines.append(f"| {label} | {t['max_score']:.6g} | {t['n_at_max']} | {t['n_firing']} | "
+                     f"{t['distinct_above_threshold']} | {verdicts[t['pass']]} |")  # fmt: skip
+    return lines
 
 
 def roc_groups(models: list, labels: list[str]) -> dict[str, list[str]]:
@@ -224,7 +241,7 @@ def evaluate_run(
             title=label,
         )
     teachers = {m.label: m.teacher for m in models if m.teacher}
-    comparison = float_vs_quantized(bkg_scores, table, plot_dir, teachers)
+    comparison = float_vs_quantized(bkg_scores, sig_scores, table, plot_dir, teachers)
     choices = {}
     for m in models:
         history = m.meta.get("metrics", {}).get("history")

@@ -11,6 +11,9 @@ Choices (all converted bit-exactly by hls4ml's HGQ2 front end):
   input quantizers disabled (so training cannot shrink the score by coarsening it) and no EBOPs; the
   operands are already quantized (input quantizer, the reconstruction's output quantizer).
   ``QSum``/``QMeanPow2`` are avoided: they fail in hls4ml 1.3.
+* **Ranges calibrated after training**: the EBOPs penalty shrinks the learned SAT integer bits until the
+  background's rare tail saturates; :meth:`HGQStyle.calibrate_ranges` widens them to hold it
+  (:mod:`l1ad.quantization.hgq_ranges`).
 * **EBOPs regularizer**: ``beta`` ramps from ``cfg.beta0`` to ``cfg.beta_final`` over
   ``cfg.beta_ramp_epochs`` (HGQ2 ``BetaScheduler`` + ``PieceWiseSchedule``); ``FreeEBOPs`` logs it.
 
@@ -159,13 +162,22 @@ class HGQStyle:
         d2 = QMultiply(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_sq")([a, a])
         return self._ones(d2, name, weights)
 
-    def callbacks(self) -> list:
+    def callbacks(self, x: np.ndarray | None = None) -> list:
+        """Beta schedule, EBOPs logging and, given background ``x``, the per-epoch range calibration."""
         from hgq.utils.sugar import BetaScheduler, FreeEBOPs, PieceWiseSchedule
+
+        from l1ad.quantization.hgq_ranges import RangeCalibration
 
         cfg = self.cfg
         ramp = max(int(cfg.beta_ramp_epochs), 1)
         sched = PieceWiseSchedule([(0, cfg.beta0, "log"), (ramp, cfg.beta_final, "constant")])
-        return [BetaScheduler(sched), FreeEBOPs()]
+        return [BetaScheduler(sched), FreeEBOPs(), *([RangeCalibration(x)] if x is not None else [])]
+
+    def calibrate_ranges(self, model: keras.Model, x: np.ndarray) -> dict:
+        """Widen the learned SAT integer bits to hold background ``x`` (see :mod:`l1ad.quantization.hgq_ranges`)."""
+        from l1ad.quantization import hgq_ranges
+
+        return hgq_ranges.describe(hgq_ranges.widen_saturating_ranges(model, x), len(x))
 
     def ebops(self, model: keras.Model, x: np.ndarray | None = None) -> int | None:
         """EBOPs of ``model``; with ``x``, first refreshed by one tracing pass (no weight change)."""

@@ -136,8 +136,11 @@ class QKerasStyle:
         d2 = self.ql.QActivation(shim_quantizer(SCORE_SQ_TYPE), name=f"{name}_sq_q")(d2)
         return self._ones(d2, name, weights)
 
-    def callbacks(self) -> list:
+    def callbacks(self, x: np.ndarray | None = None) -> list:
         return []
 
     def ebops(self, model: keras.Model, x: np.ndarray | None = None) -> int | None:
         return None
+
+    def calibrate_ranges(self, model: keras.Model, x: np.ndarray) -> dict | None:
+        return None  # the bit widths are the style's declared ones (the bit-width scan), never learned

@@ -47,9 +47,13 @@ class Style(Protocol):
         """(N, 1) ``sum(weights * a**2)`` (weights 0/1, default all ones) computed exactly."""
         ...
 
-    def callbacks(self) -> list: ...
+    def callbacks(self, x: np.ndarray | None = None) -> list: ...
 
     def ebops(self, model: keras.Model, x: np.ndarray | None = None) -> int | None: ...
+
+    def calibrate_ranges(self, model: keras.Model, x: np.ndarray) -> dict | None:
+        """After training: widen learned saturating ranges to hold background ``x`` (``None``: nothing learned)."""
+        ...
 
 
 class FloatStyle:
@@ -84,10 +88,13 @@ class FloatStyle:
     def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
         return self._ones(keras.layers.Multiply(name=f"{name}_sq")([a, a]), name, weights)
 
-    def callbacks(self) -> list:
+    def callbacks(self, x: np.ndarray | None = None) -> list:
         return []
 
     def ebops(self, model: keras.Model, x: np.ndarray | None = None) -> int | None:
+        return None
+
+    def calibrate_ranges(self, model: keras.Model, x: np.ndarray) -> dict | None:
         return None
 
 

@@ -115,6 +115,38 @@ def _choices(choices: dict) -> list[str]:
     return lines
 
 
+def _comparisons(ev: dict) -> list[str]:
+    """The evaluation's float-vs-quantized (student-vs-teacher) and tail tables, as evaluation.md has them."""
+    from l1ad.evaluation.evaluate import comparison_table, tail_table
+
+    lines = []
+    if ev.get("float_vs_quantized"):
+        lines += ["Each quantized model against its float twin, the student against its teacher (background "
+                  "scores; TPR ratios on the signals):", "", *comparison_table(ev), ""]  # fmt: skip
+    if ev.get("tail"):
+        lines += ["Tail of the quantized scores on the test background:", "", *tail_table(ev), ""]
+    return lines
+
+
+def _seeds(run: Path) -> list[str]:
+    """The spread over training seeds of each model ``scripts/study_seeds.py`` studied in the run."""
+    lines = []
+    for path in sorted(run.glob("studies/seeds_*/seeds.json")):
+        r = json.loads(path.read_text())
+        summary = r["summary"]
+        lines += [f"Spread over training seeds of {r['model']}/{r['quantization']} (`scripts/study_seeds.py`, seeds "
+                  f"{', '.join(map(str, r['seeds']))}, each trained as `make run` trains it; {r['n_background']:,} test "
+                  "background events): mean ± standard deviation over the seeds, which is what a difference "
+                  "between two models must beat.", "",
+                  "| signal | AUROC | TPR @ FPR 1e-4 | TPR @ FPR 1e-5 |", "|---|---|---|---|"]  # fmt: skip
+        for sig, stats in summary.items():
+            cells = [f"{v['mean']:.4f} ± {v['std_over_seeds']:.4f}" if v["std_over_seeds"] is not None
+                     else f"{v['mean']:.4f}" for v in stats.values()]  # fmt: skip
+            lines.append(f"| {sig} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def render(run: Path, projects: list[Path]) -> str:
     ev = json.loads((run / "evaluation.json").read_text())
     signals = sorted({s for per in ev["models"].values() for s in per})
@@ -137,6 +169,8 @@ def render(run: Path, projects: list[Path]) -> str:
                 )
         lines.append("")
     lines += _choices(ev.get("score_choice", {}))
+    lines += _comparisons(ev)
+    lines += _seeds(run)
     titles = ("Default L1 target", "The same model with the Latency strategy")
     for title, project in zip(titles, projects, strict=False):
         if (project / "metadata.json").is_file():

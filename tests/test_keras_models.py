@@ -214,6 +214,36 @@ def test_hgq_train_reload_score(name, hgq_dirs, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_hgq_background_never_saturates_a_learned_range(name, hgq_dirs, background):
+    """No top-of-range pile-up: after training no learned SAT datalane clips a background event, and the
+    deployed score of held-out background has no ties at its maximum."""
+    import keras
+
+    from l1ad.evaluation.metrics import tail_health
+    from l1ad.events.io import read_events
+    from l1ad.quantization.hgq_ranges import saturating_layers
+
+    d = hgq_dirs[name]
+    record = keras_io.read_meta(d)["range_calibration"]
+    assert record["events"] == N_EVENTS and record["layers"]
+    model = keras_io.load_model(d)
+    layers = saturating_layers(model)
+    assert {c["layer"] for c in record["layers"]} >= {layer.name for layer in layers}
+    x = encoding.encode(read_events(background))
+    probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
+    outs = probe.predict(x, verbose=0)
+    for layer, out in zip(layers, outs if isinstance(outs, list) else [outs], strict=True):
+        q = layer.iq.quantizer
+        top = np.asarray(keras.ops.convert_to_numpy(q.max)).reshape(1, -1)
+        bottom = np.asarray(keras.ops.convert_to_numpy(q.min)).reshape(1, -1)
+        assert np.all(out <= top) and np.all(out >= bottom), layer.name
+    if name != "ae_ref":  # the others output their score
+        held_out = score(d, synthetic_particles(3000, 21))
+        assert tail_health(held_out)["n_at_max"] <= 1
+
+
+@pytest.mark.slow
 # Latency strategy for every model type. (The distributed-arithmetic path is tested on small models
 # in tests/test_firmware_*.py and by the default DA target: da4ml's retiming of these 1-epoch models,
 # whose bit widths HGQ has not shrunk yet, takes many minutes.)
@@ -282,3 +312,19 @@ def test_registry_loaded_quantized_model_scores_in_its_own_worker(hgq_dirs):
         np.testing.assert_array_equal(loaded.score(p[:5])["ae_compact/hgq"], first[:5])
     finally:
         loaded.close()
+
+
+@pytest.mark.slow
+def test_vae_posterior_does_not_collapse(tmp_path):
+    """The VAE score is not constant: with the default beta every latent mean varies over background and
+    the deployed (quantized) sum(mu**2) takes many values. (beta = 1, the old default, fails both here:
+    var(mu) ~ 1e-3 per unit and ~50 distinct scores in 2000 events.)"""
+    path = tmp_path / "bkg.h5"
+    with h5py.File(path, "w") as f:
+        f[schema.DATASET_PARTICLES] = synthetic_particles(3000)
+    d = train_model("vae", "hgq", path, tmp_path, config={"batch_size": 64, "patience": 5}, epochs=6, seed=1)
+    events = synthetic_particles(2000, 9)
+    mu, _ = keras_io.load_model(d, which="aux").predict(encoding.encode(events), verbose=0)
+    assert np.all(mu.var(axis=0) > 0.05), mu.var(axis=0)
+    s = score(d, events)
+    assert np.unique(s).size > 0.5 * s.size

@@ -68,11 +68,20 @@ class AECompactConfig(_Common):
 
 @dataclass(frozen=True)
 class VAEConfig(_Common):
-    """VAE 57-32-16-(mu, logvar: 3)-16-32-57; ``kl_weight`` is the beta of the beta-VAE loss."""
+    """VAE 57-32-16-(mu, logvar: 3)-16-32-57; ``kl_weight`` is the beta of the beta-VAE loss.
+
+    The masked MSE is a *mean* over the present inputs (about 1/25 of the summed Gaussian log-likelihood
+    of the ELBO), so beta = 1 weighs the KL about 25x too much: the posterior collapses onto the prior
+    (every mean ~0, the deployed score sum(mu**2) near constant, AUROC 0.50 on every signal). The default
+    is chosen on validation background by a rule declared in advance: the largest beta of
+    {1, 0.1, 0.01, 0.001} whose posterior keeps every latent unit active (variance of mu over background
+    > 0.01). Measured (float, 100k training events, 5 epochs, seed 1; 200k validation background):
+    beta 1 -> var(mu) ~1e-4 per unit (0 active), 0.1 -> 2e-4 (0 active), 0.01 -> 0.82-0.86 (3 active).
+    """
 
     hidden: tuple[int, ...] = (32, 16)
     latent: int = 3
-    kl_weight: float = 1.0
+    kl_weight: float = 0.01
 
 
 @dataclass(frozen=True)

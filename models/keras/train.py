@@ -182,7 +182,7 @@ def train_model(
     initial_epoch = state["epoch"] if state else 0
 
     checkpointer = Checkpointer(ckpt_dir, cfg.patience, state)
-    callbacks = [*style.callbacks(), checkpointer, EpochLogger(n_epochs)]
+    callbacks = [*style.callbacks(x_tr), checkpointer, EpochLogger(n_epochs)]  # ranges widen before the save
     t0 = time.perf_counter()
     if initial_epoch < n_epochs and (state is None or state["wait"] < cfg.patience):
         built.train.fit(
@@ -194,6 +194,7 @@ def train_model(
     if (ckpt_dir / "best.weights.h5").is_file():
         built.train.load_weights(ckpt_dir / "best.weights.h5")
 
+    ranges = style.calibrate_ranges(built.train, x_all)  # background only: the training file's events
     ebops = style.ebops(built.train, x_tr[: min(len(x_tr), 8192)])
     keras_io.save_keras(built.deployed, model_dir / keras_io.MODEL_FILE)
     if built.aux is not None:
@@ -222,6 +223,7 @@ def train_model(
             "ebops": ebops,
             "n_params": int(built.deployed.count_params()),
         },
+        "range_calibration": ranges,
         "input_types": [t.hls() for t in encoding.INPUT_TYPES] if quantization != "float" else None,
         "input_encoding": encoding.describe(),
         "output_type": _output_type(name, quantization),
