@@ -81,7 +81,8 @@ def widen_saturating_ranges(
     """Raise each saturating datalane's integer bits to hold ``x``'s largest value plus ``headroom_bits``.
 
     ``x``: encoded background calibration events (never signal). Returns one :class:`RangeChange` per
-    saturating layer (also logged). Layers shared by several models (the VAE's heads) are widened once.
+    saturating layer (also logged). Pass the training model: the VAE's deployed encoder shares its layers,
+    so widening them there widens it too.
     """
     if len(x) == 0:
         raise ValueError("range calibration needs at least one background event")

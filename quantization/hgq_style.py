@@ -153,12 +153,14 @@ class HGQStyle:
         d = QSubtract(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_diff")([a, b])
         return self.sq_sum(d, name, weights)
 
-    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
+    def sq_sum(
+        self, a: Any, name: str, weights: np.ndarray | None = None, sq_type: FixedPoint | None = None
+    ) -> Any:
         from hgq.layers import QMultiply
 
         from l1ad.quantization.score_path import SCORE_SQ_TYPE
 
-        oq = fixed_quantizer_config(SCORE_SQ_TYPE)
+        oq = fixed_quantizer_config(sq_type or SCORE_SQ_TYPE)
         d2 = QMultiply(enable_iq=False, enable_oq=True, oq_conf=oq, name=f"{name}_sq")([a, a])
         return self._ones(d2, name, weights)
 

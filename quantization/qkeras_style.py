@@ -129,11 +129,13 @@ class QKerasStyle:
         d = self.ql.QActivation(shim_quantizer(SCORE_DIFF_TYPE), name=f"{name}_diff_q")(d)
         return self.sq_sum(d, name, weights)
 
-    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
+    def sq_sum(
+        self, a: Any, name: str, weights: np.ndarray | None = None, sq_type: FixedPoint | None = None
+    ) -> Any:
         from l1ad.quantization.score_path import SCORE_SQ_TYPE
 
         d2 = self.ql.QMultiply(name=f"{name}_sq")([a, a])
-        d2 = self.ql.QActivation(shim_quantizer(SCORE_SQ_TYPE), name=f"{name}_sq_q")(d2)
+        d2 = self.ql.QActivation(shim_quantizer(sq_type or SCORE_SQ_TYPE), name=f"{name}_sq_q")(d2)
         return self._ones(d2, name, weights)
 
     def callbacks(self, x: np.ndarray | None = None) -> list:

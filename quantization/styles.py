@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from l1ad.core.fixed_point import FixedPoint
 from l1ad.quantization.score_path import set_fixed_kernel
 
 STYLES = ("hgq", "qkeras", "float")
@@ -43,8 +44,11 @@ class Style(Protocol):
         """(N, 1) ``sum(weights * (a - b)**2)`` computed exactly from the (quantized) operands."""
         ...
 
-    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
-        """(N, 1) ``sum(weights * a**2)`` (weights 0/1, default all ones) computed exactly."""
+    def sq_sum(
+        self, a: Any, name: str, weights: np.ndarray | None = None, sq_type: FixedPoint | None = None
+    ) -> Any:
+        """(N, 1) ``sum(weights * a**2)`` (weights 0/1, default all ones) computed exactly; each square in
+        ``sq_type`` (default :data:`~l1ad.quantization.score_path.SCORE_SQ_TYPE`, the squared-error type)."""
         ...
 
     def callbacks(self, x: np.ndarray | None = None) -> list: ...
@@ -85,7 +89,9 @@ class FloatStyle:
         d2 = keras.layers.Multiply(name=f"{name}_sq")([d, d])
         return self._ones(d2, name, weights)
 
-    def sq_sum(self, a: Any, name: str, weights: np.ndarray | None = None) -> Any:
+    def sq_sum(
+        self, a: Any, name: str, weights: np.ndarray | None = None, sq_type: FixedPoint | None = None
+    ) -> Any:
         return self._ones(keras.layers.Multiply(name=f"{name}_sq")([a, a]), name, weights)
 
     def callbacks(self, x: np.ndarray | None = None) -> list:

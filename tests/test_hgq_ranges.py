@@ -83,3 +83,38 @@ def test_style_records_the_calibration_and_rejects_empty_input():
     assert {d["layer"] for d in record["layers"]} == {"h", "score"}
     with pytest.raises(ValueError, match="at least one background event"):
         hgq_ranges.widen_saturating_ranges(model, np.zeros((0, 57), dtype=np.float32))
+
+
+def test_square_types_hold_the_square_of_their_operand_type():
+    """Every squarer of the score path holds its operand's largest square, within float32's 24 bits:
+    the VAE's means (|mu| < 64) once went through the squared-error type (max 256) and tied at 512."""
+    from l1ad.quantization.score_path import LATENT_SQ_TYPE, RECON_TYPE, SCORE_DIFF_TYPE, SCORE_SQ_TYPE
+
+    for operand, square in ((SCORE_DIFF_TYPE, SCORE_SQ_TYPE), (RECON_TYPE, LATENT_SQ_TYPE)):
+        assert square.max >= max(operand.max, -operand.min - operand.lsb) ** 2
+        assert square.k + square.i + square.f + 2 <= 24  # a sum of 3 latent squares is still exact in float32
+
+
+def test_deployed_vae_score_is_exact_for_large_means():
+    """The hgq score path of the VAE (means on RECON_TYPE -> squares -> sum) is the exact sum of the
+    squares, truncated to the square type, also far beyond the squared-error range; the deployed VAE uses it."""
+    from hgq.quantizer import Quantizer
+
+    from l1ad.models.keras.architectures import build
+    from l1ad.models.keras.configs import load_config
+    from l1ad.quantization.hgq_style import fixed_quantizer_config
+    from l1ad.quantization.score_path import LATENT_SQ_TYPE, RECON_TYPE
+
+    check_native_ok()
+    style = HGQStyle(load_config("vae", None))
+    inp = keras.Input((3,))
+    means = Quantizer(fixed_quantizer_config(RECON_TYPE))(inp)
+    path = keras.Model(inp, style.sq_sum(means, name="score", sq_type=LATENT_SQ_TYPE))
+    mu = np.array([[-25.0, 30.5, 3.25], [63.9921875, -64.0, 0.0078125], [0.1, 17.3, -16.9]], dtype=np.float32)
+    got = np.asarray(path(mu, training=False))[:, 0]
+    q = RECON_TYPE.quantize(mu.astype(np.float64))
+    np.testing.assert_array_equal(got, LATENT_SQ_TYPE.quantize(q**2).sum(axis=1))
+    assert got[0] == 25.0**2 + 30.5**2 + 3.25**2  # was 256 + 256 + 10.5625 with the squared-error type
+    deployed = build("vae", "hgq", load_config("vae", None), seed=0).deployed
+    oq = deployed.get_layer("score_sq").oq.quantizer
+    assert int(np.max(keras.ops.convert_to_numpy(oq.i))) == LATENT_SQ_TYPE.i

@@ -29,6 +29,7 @@ import keras
 
 from l1ad.events import schema
 from l1ad.models.keras.layers import PT_ERROR_WEIGHTS, KLDivergence, Sampling, masked_mse, score_mean
+from l1ad.quantization.score_path import LATENT_SQ_TYPE
 from l1ad.quantization.styles import Style
 
 #: What the numpy side does with each model's deployed output.
@@ -111,7 +112,7 @@ def from_train(name: str, train: keras.Model, style: Style) -> Built:
         return Built(train, train, LOSSES[name])
     inp = train.inputs[0]
     mu, logvar = train.get_layer("mu").output, train.get_layer("logvar").output
-    deployed = keras.Model(inp, style.sq_sum(mu, name="score"), name="vae_encoder")
+    deployed = keras.Model(inp, style.sq_sum(mu, name="score", sq_type=LATENT_SQ_TYPE), name="vae_encoder")
     aux = keras.Model(inp, [mu, logvar], name="vae_mu_logvar")
     return Built(train, deployed, masked_mse, aux)
 
