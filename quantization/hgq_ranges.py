@@ -59,16 +59,17 @@ def saturating_layers(model: keras.Model) -> list[Any]:
 def _absmax_per_group(
     model: keras.Model, layers: list[Any], x: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
-    """Per layer, the largest |input| over ``x`` reduced to the shape of its quantizer's bit widths."""
+    """Per layer, the largest |input| over ``x`` (at least one event) reduced to the shape of its
+    quantizer's bit widths."""
     probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
-    best: list[np.ndarray | None] = [None] * len(layers)
+    best: list[np.ndarray] = []
     for start in range(0, len(x), batch_size):
         outs = probe(x[start : start + batch_size], training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        for j, (layer, out) in enumerate(zip(layers, outs, strict=True)):
-            m = keras.ops.convert_to_numpy(layer.iq.quantizer.bw_mapper.x_to_bw_absmax(out))
-            best[j] = m if best[j] is None else np.maximum(best[j], m)
-    return [b for b in best if b is not None]
+        m = [keras.ops.convert_to_numpy(layer.iq.quantizer.bw_mapper.x_to_bw_absmax(out))
+             for layer, out in zip(layers, outs, strict=True)]  # fmt: skip
+        best = m if not best else [np.maximum(b, v) for b, v in zip(best, m, strict=True)]
+    return best
 
 
 def widen_saturating_ranges(

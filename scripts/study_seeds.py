@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     study = a.study or a.run / "studies" / f"seeds_{a.model}-{a.quantization}"
     bkg = read_events(data / "background_test.h5", stop=a.n_background)
     signals = {p.stem.removeprefix("signal_"): read_events(p) for p in sorted(data.glob("signal_*.h5"))}
+    # one scoring call per seed (a Keras model scores in its own process), split afterwards
+    everything = np.concatenate([bkg, *signals.values()])
+    edges = np.cumsum([0, len(bkg), *(len(ev) for ev in signals.values())])
     rows: dict[int, dict] = {}
     for seed in a.seeds:
         t0 = time.perf_counter()
@@ -58,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                      "--seed", str(seed), "--max-events", str(a.max_events), "--epochs", str(a.epochs)]  # fmt: skip
             subprocess.run(train, check=True)
         model = registry.open_model(registry.model_dir(out, a.model, a.quantization))
-        b = registry.score(model, bkg)[model.label]
-        rows[seed] = {
-            name: signal_metrics(b, registry.score(model, ev)[model.label]) for name, ev in signals.items()
-        }
+        s = registry.score(model, everything)[model.label]
+        rows[seed] = {name: signal_metrics(s[: edges[1]], s[edges[j + 1] : edges[j + 2]])
+                      for j, name in enumerate(signals)}  # fmt: skip
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
 
     summary = {}
