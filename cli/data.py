@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--chunk-size", type=int, default=1000, help="pythia: accepted events per resumable chunk")
 
     c = dsub.add_parser("compare", help="compare two event files (occupancy, KS/Wasserstein, masses)")
-    c.add_argument("a", help="sample A")
-    c.add_argument("b", help="sample B (the reference: W1/std uses its spread)")
+    c.add_argument(
+        "a", help="sample A: an HDF5 file, or a folder of per-process files (its ADC2021 background mix)"
+    )
+    c.add_argument("b", help="sample B, the reference (W1/std uses its spread): file or folder as A")
     c.add_argument("--plot", help="write overlay histograms to this PNG")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--max-events", type=int, default=200_000, help="events read per file")
@@ -124,10 +127,22 @@ def _validate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from l1ad.events.compare import compare, format_table, plot_comparison
     from l1ad.events.io import read_events
-    from l1ad.events.twosample import classifier_test, failing_bins, format_multiplicities, multiplicity_table
+    from l1ad.events.twosample import (
+        background_mixture,
+        classifier_test,
+        failing_bins,
+        format_multiplicities,
+        multiplicity_table,
+    )
 
-    a = read_events(args.a, stop=args.max_events)
-    b = read_events(args.b, stop=args.max_events)
+    def load(path: str):  # a folder of per-process files: its background mixture
+        return (
+            background_mixture(path)[: args.max_events]
+            if Path(path).is_dir()
+            else read_events(path, stop=args.max_events)
+        )
+
+    a, b = load(args.a), load(args.b)
     result = compare(a, b)
     rc = 0
     if args.classifier:

@@ -18,6 +18,7 @@ Both answer "could an anomaly detector trained on sample A tell it from sample B
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -119,3 +120,22 @@ def format_multiplicities(table: dict[str, list[dict]], name_a: str = "A", name_
                 f"  {t + ' = ' + str(r['k']):<8}{r['a']:>11.4f}{r['b']:>11.4f}{rel}{r['pull']:>+8.1f}  {flag}"
             )
     return "\n".join(lines)
+
+
+def background_mixture(sample_dir: str | Path) -> np.ndarray:
+    """The ADC2021 background mixture of a folder of per-process files (``W.h5``, ``QCD.h5``, ``Z.h5``,
+    ``ttbar.h5``, as ``scripts/make_pythia_reference.py`` writes them): the largest sample in the
+    mixture's proportions (:data:`l1ad.events.generator.BACKGROUND_FRACTIONS`), the leading events of
+    each file, concatenated in process order."""
+    from .generator import BACKGROUND_FRACTIONS, BACKGROUND_PROCESSES, mixture_counts
+    from .io import read_events
+
+    folder = Path(sample_dir)
+    missing = [p for p in BACKGROUND_PROCESSES if not (folder / f"{p}.h5").exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder}: no background mixture, missing {', '.join(f'{p}.h5' for p in missing)}"
+        )
+    parts = [read_events(folder / f"{p}.h5") for p in BACKGROUND_PROCESSES]
+    n = int(min(len(x) / f for x, f in zip(parts, BACKGROUND_FRACTIONS, strict=True)))
+    return np.concatenate([x[:c] for x, c in zip(parts, mixture_counts(n), strict=True)])

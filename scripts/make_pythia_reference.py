@@ -4,14 +4,14 @@ Usage: ``python scripts/make_pythia_reference.py [--set {reference,validation}] 
 [--workers 2] [--mpi/--no-mpi]``
 
 Two committed sets: ``reference`` (``tests/data/pythia_reference``, seed 2021, used while tuning the
-fast generator) and ``validation`` (``tests/data/pythia_validation``, seed 2026, 24k events: the ADC2021
-background mixture of 20k plus 2k per signal; never used while tuning). Recreate one with e.g.
+fast generator) and ``validation`` (``tests/data/pythia_validation``, seed 4099, 14k events: the ADC2021
+background mixture of 10k plus 1k per signal; never used while tuning). Recreate one with e.g.
 ``python scripts/make_pythia_reference.py --set validation``.
 
 Writes one ADC2021-layout file per process (``<process>.h5``, gzip) and ``reference.json`` (settings,
-counts, acceptance, events/s per process). Needs the ``pythia`` extra. The reference is generated with
-MPI off (5x faster; the pileup overlay of ~20 minimum-bias events, which has MPI, dominates the soft
-activity anyway). Resumable: rerunning with the same ``--work`` skips finished chunks.
+counts, acceptance, events/s per process). Needs the ``pythia`` extra. Both sets are generated with
+MPI (the underlying event) and the pileup overlay on. Resumable: rerunning with the same ``--work``
+skips finished chunks.
 """
 
 from __future__ import annotations
@@ -26,26 +26,27 @@ from pathlib import Path
 from l1ad.events.generator import BACKGROUND_PROCESSES, mixture_counts
 from l1ad.events.schema import SIGNAL_NAMES
 
-#: Accepted events per process in the committed reference (a few MB in total).
+#: Accepted events per process in the committed reference (used while tuning the fast generator).
 REFERENCE_COUNTS = {
-    "W": 2000,
+    "W": 3000,
     "QCD": 1500,
-    "Z": 1500,
-    "ttbar": 800,
+    "Z": 1200,
+    "ttbar": 300,
     "Ato4l": 800,
     "leptoquark": 800,
     "hToTauTau": 800,
     "hChToTauNu": 800,
 }
-#: The validation set: 20k background events in the ADC2021 mixture + 2k per signal.
+#: The validation set: 10k background events in the ADC2021 mixture + 1k per signal.
 VALIDATION_COUNTS = {
-    **dict(zip(BACKGROUND_PROCESSES, mixture_counts(20_000).tolist(), strict=True)),
-    **{name: 2000 for name in SIGNAL_NAMES},
+    **dict(zip(BACKGROUND_PROCESSES, mixture_counts(10_000).tolist(), strict=True)),
+    **{name: 1000 for name in SIGNAL_NAMES},
 }
-#: set -> (counts, seed, chunk size, output folder under tests/data)
+#: set -> (counts, seed, chunk size, output folder under tests/data). The validation seed has never
+#: been used while tuning (seed 2026 was, before the pileup-overlay fix of the engine).
 SETS = {
-    "reference": (REFERENCE_COUNTS, 2021, 500, "pythia_reference"),
-    "validation": (VALIDATION_COUNTS, 2026, 1000, "pythia_validation"),
+    "reference": (REFERENCE_COUNTS, 2021, 250, "pythia_reference"),
+    "validation": (VALIDATION_COUNTS, 4099, 250, "pythia_validation"),
 }
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="default: tests/data/<the set's folder>")
     parser.add_argument("--work", help="chunk directory (resumable); default pythia_<set>_work")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mpi", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--mpi", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply all counts (quick trials)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

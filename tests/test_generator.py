@@ -115,12 +115,15 @@ def test_z_dilepton_mass_peak(samples):
 
 
 def test_w_transverse_mass_edge_and_jacobian_peak(samples):
-    """mT(lepton, MET) has its edge at m_W: 90th percentile in 65-90, few events beyond 100 GeV;
-    the lepton pT has its Jacobian peak at ~m_W/2: mode and median in 30-45 GeV."""
+    """mT(lepton, MET) has its edge at m_W, smeared by the L1 MET resolution (~20 GeV per component
+    with 20 pileup events): median 60-80 GeV, 90th percentile 85-110, about a tenth beyond 100 GeV
+    (Pythia emulation, MPI on: 70.1 / 99.9 / 10%); the lepton pT has its Jacobian peak at ~m_W/2:
+    mode and median in 30-45 GeV."""
     w = samples["W"]
     mt = _mt_lead_lepton_met(w)
-    assert 65.0 < np.percentile(mt, 90) < 90.0
-    assert np.mean(mt > 100.0) < 0.05
+    assert 60.0 < np.median(mt) < 80.0
+    assert 85.0 < np.percentile(mt, 90) < 110.0
+    assert 0.04 < np.mean(mt > 100.0) < 0.16
     lep_pt = schema.leading_lepton_pt(w)
     hist, edges = np.histogram(lep_pt, bins=np.arange(23.0, 81.0, 2.0))
     assert 30.0 <= edges[np.argmax(hist)] + 1.0 <= 45.0
@@ -140,7 +143,8 @@ def test_ttbar_jets_and_met(samples):
 
 def test_qcd_steeply_falling_and_balanced(samples):
     """QCD: leading-jet pT density falls like pT^-n with 2.5 < n < 6 on 40-300 GeV; the leading jet
-    pair is back-to-back; MET is small (no prompt neutrino) compared with W."""
+    pair is back-to-back; MET is smaller than in W (the neutrinos of the two semileptonic b decays are
+    softer than the W's): median below 0.8 of W's (Pythia emulation: 0.67)."""
     q = samples["QCD"]
     j1 = q[:, schema.JET.first_slot, schema.PT]
     edges = np.geomspace(40.0, 300.0, 9)
@@ -152,7 +156,7 @@ def test_qcd_steeply_falling_and_balanced(samples):
     two = (q[:, 9, schema.PT] > 40) & (q[:, 10, schema.PT] > 40)
     dphi = np.abs(np.angle(np.exp(1j * (q[two, 9, schema.PHI] - q[two, 10, schema.PHI]))))
     assert np.median(dphi) > 2.5
-    assert np.median(schema.met(q)) < 0.6 * np.median(schema.met(samples["W"]))
+    assert np.median(schema.met(q)) < 0.8 * np.median(schema.met(samples["W"]))
 
 
 def test_ato4l_four_lepton_mass_peak(samples):
@@ -175,12 +179,15 @@ def test_tau_signal_visible_masses(samples):
     m_ll = _mass(_leading_leptons(h[two], 2))
     assert np.percentile(m_ll, 85) < 60.0 and np.median(m_ll) < 45.0
     hc = samples["hChToTauNu"]
-    mt = _mt_lead_lepton_met(hc)
-    assert np.percentile(mt, 90) < 62.0 and np.median(mt) > 30.0
+    mt = _mt_lead_lepton_met(hc)  # edge at 60 GeV, smeared by the MET resolution (Pythia: 44.6 / 74.6)
+    assert np.percentile(mt, 90) < 85.0 and 30.0 < np.median(mt) < 55.0
     lq = samples["leptoquark"]
     has_jet = lq[:, schema.JET.first_slot, schema.CLASS] > 0
     pair = np.concatenate([_leading_leptons(lq[has_jet], 1), lq[has_jet, schema.JET.first_slot][:, None]], 1)
-    assert 40.0 < np.median(_mass(pair)) < 80.0
+    # LQ pairs (b tau b tau): lepton + leading jet mass median 50-110 GeV, >= 4 jets and HT > 120 GeV
+    # in the median (Pythia emulation: 78.5 GeV, 5 jets, 178 GeV)
+    assert 50.0 < np.median(_mass(pair)) < 110.0
+    assert np.median(_present(lq, schema.JET).sum(axis=1)) >= 4 and np.median(schema.ht(lq)) > 120.0
 
 
 def test_signals_differ_from_background(samples):
@@ -248,3 +255,54 @@ def test_two_body_decay_conserves_four_momentum():
     for d, m0 in ((d1, 0.0), (d2, 4.8)):
         e, px, py, pz = (c.astype(np.float64) for c in d)
         assert (np.abs(e**2 - px**2 - py**2 - pz**2 - m0**2) < 1e-5 * e**2 + 1e-3).all()
+
+
+# ----------------------------------------------------------------------------------------- calorimeter
+def test_calorimeter_deposit_joins_the_nearest_jet_or_makes_one():
+    """An e/gamma deposit within dR 0.4 of a jet adds its pT to it (the harder sets the axis); a lone
+    one becomes a jet of its own; an absent one (pT = 0) adds nothing."""
+    from l1ad.events.generator.detector import calo_deposit
+
+    f = np.float32
+    jets = (np.array([[50.0, 10.0]], f), np.array([[0.5, -1.0]], f), np.array([[1.0, 2.0]], f))
+    obj = (np.array([[30.0, 20.0, 0.0, 25.0]], f), np.array([[0.6, 2.5, 0.0, -1.1]], f),
+           np.array([[1.1, -1.0, 0.0, 2.05]], f))  # fmt: skip
+    pt, eta, phi, em = calo_deposit(obj, jets)
+    np.testing.assert_array_equal(pt[0, :2], [80.0, 35.0])  # merged into jet 0 and jet 1
+    np.testing.assert_array_equal(
+        eta[0, :2], np.array([0.5, -1.1], f)
+    )  # jet 0 keeps its axis; the 25 GeV e is harder
+    np.testing.assert_array_equal(em[0, :2], [False, True])
+    np.testing.assert_array_equal(pt[0, 2:], [0.0, 20.0, 0.0, 0.0])  # one new jet, the rest empty
+    assert eta[0, 3] == f(2.5) and em[0, 3]
+    assert pt.sum() == f(50 + 10 + 30 + 20 + 25)  # nothing lost, nothing doubled
+
+
+def test_every_triggering_electron_is_also_a_jet(samples):
+    """L1 jets are clustered from all calorimeter towers, so an e/gamma above 23 GeV has a jet within
+    dR 0.2 of it, of about its pT. The Pythia emulation (MPI off, seed 2026): 99.8% matched, jet/e pT
+    quantiles (16, 50, 84%) = 0.86 / 1.00 / 1.16. Before the fast generator modelled it: 0.6%."""
+    w = samples["W"]
+    e = w[w[:, schema.EGAMMA.first_slot, schema.PT] > schema.LEPTON_TRIGGER_PT]
+    jets, lead = e[:, schema.JET.slots], e[:, schema.EGAMMA.first_slot]
+    dphi = np.angle(np.exp(1j * (jets[:, :, schema.PHI] - lead[:, None, schema.PHI])))
+    dr = np.where(
+        jets[:, :, schema.PT] > 0, np.hypot(jets[:, :, schema.ETA] - lead[:, None, schema.ETA], dphi), 9
+    )
+    near = dr.min(axis=1) < 0.2
+    assert near.mean() > 0.97
+    ratio = jets[np.arange(len(e)), dr.argmin(axis=1), schema.PT][near] / lead[near, schema.PT]
+    q16, q50, q84 = np.quantile(ratio, [0.16, 0.5, 0.84])
+    assert 0.95 < q50 < 1.06 and 0.8 < q16 < 0.9 and 1.1 < q84 < 1.25, (q16, q50, q84)
+
+
+def test_jet_axes_lean_to_tower_centres(samples):
+    """Jets are built from 0.087 x 2pi/72 towers: their phi, folded into one tower, peaks at its centre
+    (Pythia emulation, leading jets 25-50 GeV: 20% in the central tenth against 5% in each edge one);
+    e/gamma clusters are not binned and stay flat."""
+    w = samples["W"]
+    for sl, lo, hi in ((schema.JET.first_slot, 1.8, 5.0), (schema.EGAMMA.first_slot, 0.8, 1.25)):
+        sel = (w[:, sl, schema.PT] > 25) & (w[:, sl, schema.PT] < 50)
+        frac = ((w[sel, sl, schema.PHI] + np.pi) / (2 * np.pi / 72)) % 1.0
+        h = np.histogram(frac, 10, (0.0, 1.0))[0]
+        assert lo < h[4:6].mean() / h[[0, 9]].mean() < hi, h

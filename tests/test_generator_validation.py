@@ -1,7 +1,7 @@
 """The fast generator against the committed Pythia reference (no Pythia needed).
 
 ``tests/data/pythia_reference/<process>.h5`` was made by ``scripts/make_pythia_reference.py`` (Pythia 8 +
-the L1 emulation of :mod:`l1ad.events.pythia`, 20 pileup events, MPI off). For every process the fast
+the L1 emulation of :mod:`l1ad.events.pythia`, 20 pileup events, MPI on). For every process the fast
 generator (same event counts x 10) is compared with it by :func:`l1ad.events.compare.compare`.
 
 Thresholds (stated here, checked per process; they are what the fast generator's simple models reach,
@@ -37,7 +37,7 @@ OCC_TOL = {"met": 1e-9, "e": 0.30, "mu": 0.20, "jet": 0.35}
 #: QCD: the reference forces both B hadrons to decay semileptonically, so a second muon is common.
 OCC_TOL_QCD_MU2 = 0.40
 KS_LEAD_LEPTON, KS_ANGLE, W1_REL = 0.35, 0.20, 1.1
-KNOWN_GAPS = "e/gamma fakes from pileup, MET tails, ISR jet pT (see the comparison table in the PR note)"
+KNOWN_GAPS = "muon and high jet multiplicities (tests/test_generator_fidelity.py MULTIPLICITY_GAPS)"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_reference_is_committed_and_small():
     total = sum(f.stat().st_size for f in REF.glob("*.h5"))
     assert total < 10e6
     for p, r in meta["processes"].items():
-        assert len(read_events(REF / r["file"])) == r["events"] >= 500, p
+        assert len(read_events(REF / r["file"])) == r["events"] >= 300, p
 
 
 @pytest.mark.parametrize("process", PROCESSES)
@@ -126,12 +126,11 @@ def test_compare_cli_prints_json_and_plot(tmp_path, capsys):
 
 
 #: Lepton (e/gamma + muon) multiplicity of the background mixture: P(n_lep >= k) of the fast generator
-#: within LEP_MIX_TOL[k] relative of the Pythia sample (plus 3 sigma). Before the non-prompt and fake
-#: leptons the fast mixture had P(>= 3) = 0 against Pythia's ~5-6%. Measured (fast 100k events, seed 11):
-#: P(>= 2) 0.373 vs 0.318 / 0.322, P(>= 3) 0.079 vs 0.059 / 0.052 (tuning / independent sample): the
-#: fast generator still overshoots the three-lepton rate by 1.35-1.5x. The 35% first declared for k = 3
-#: failed on the independent sample; 60% is what the model holds today, a known gap, not a goal.
-LEP_MIX_TOL = {2: 0.25, 3: 0.60}
+#: within LEP_MIX_TOL[k] relative of the Pythia sample (plus 3 sigma). Measured (fast 10x the Pythia
+#: events, seed 11; tuning / independent Pythia sample, both MPI on): P(>= 2) 0.328 / 0.325 vs
+#: 0.311 / 0.295, P(>= 3) 0.056 / 0.055 vs 0.055 / 0.049. Before the calorimeter and pileup-fake
+#: modelling the fast generator overshot P(>= 3) by 1.35-1.5x and this tolerance was 60%.
+LEP_MIX_TOL = {2: 0.15, 3: 0.25}
 
 
 @functools.cache
@@ -153,7 +152,7 @@ def _mix_fraction(samples: dict[str, np.ndarray], k: int) -> tuple[float, float]
     return f, float(np.sqrt(var))
 
 
-#: The independent sample (seed 2026, never used while tuning; scripts/make_pythia_reference.py --set validation).
+#: The independent sample (seed 4099, never used while tuning; scripts/make_pythia_reference.py --set validation).
 VALIDATION = Path(__file__).parent / "data" / "pythia_validation"
 
 

@@ -104,3 +104,29 @@ def test_tower_binning_equals_numpy_histogram2d():
         eta, phi, bins=(det.RHO_ETA_BINS, det.RHO_PHI_BINS), range=((-4.0, 4.0), (-np.pi, np.pi)), weights=w
     )
     np.testing.assert_array_equal(det._bin2d(eta, phi, det._RHO_ETA_EDGES, det._RHO_PHI_EDGES, w), rho_ref)
+
+
+def test_pileup_overlay_rotates_and_mirrors_a_pool_event():
+    """Each pileup draw is the pool event rotated in phi (and mirrored along the beam half the time):
+    pT and |eta| per particle are unchanged, phi moves by the angle, eta flips sign with ``flip``.
+    A one-event pool still gives uniformly distributed azimuths (before the fix every draw of a pool
+    event put its jets at the same phi)."""
+    from l1ad.events.pythia.detector import kinematics, overlay, pileup_draws
+
+    rng = np.random.default_rng(3)
+    ev = np.c_[np.full(50, 211.0), rng.normal(0, 3, (50, 3)), np.zeros(50)]
+    ev[:, 4] = np.linalg.norm(ev[:, 1:4], axis=1) + 0.2
+    pt, eta, phi = kinematics(ev)
+    for angle, flip in ((0.7, False), (-2.9, True)):
+        pt2, eta2, phi2 = kinematics(overlay(ev, angle, flip))
+        np.testing.assert_allclose(pt2, pt, rtol=1e-12)
+        np.testing.assert_allclose(eta2, -eta if flip else eta, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.angle(np.exp(1j * (phi2 - phi - angle))), 0.0, atol=1e-9)
+        np.testing.assert_array_equal(overlay(ev, angle, flip)[:, 4], ev[:, 4])
+    idx, angles, flips = pileup_draws(np.random.default_rng(1), 1, 20_000)
+    assert (idx == 0).all() and 0.45 < flips.mean() < 0.55
+    counts = np.histogram(angles, 12, (-np.pi, np.pi))[0]
+    assert np.abs(counts - 20_000 / 12).max() < 5 * np.sqrt(20_000 / 12)
+    a, b = pileup_draws(np.random.default_rng(5), 400, 30), pileup_draws(np.random.default_rng(5), 400, 30)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -75,3 +75,30 @@ def test_compare_cli_classifier(tmp_path, capsys):
     assert rc == (1 if res["failing_multiplicity_bins"] else 0)
     assert all(abs(r["pull"]) < 4 for rows in res["multiplicities"].values() for r in rows)
     assert 0.4 < res["classifier"]["auc"] < 0.6
+
+
+def test_background_mixture_of_a_folder_keeps_the_adc2021_proportions(tmp_path, capsys):
+    """A folder of per-process files gives the largest mixture in the ADC2021 proportions (here QCD
+    limits it), the leading events of each file in process order; a missing file is named; the CLI
+    compares a folder as that mixture."""
+    from l1ad.cli.main import main
+    from l1ad.events.generator import BACKGROUND_PROCESSES, mixture_counts
+
+    sizes = {"W": 3000, "QCD": 700, "Z": 400, "ttbar": 30}
+    parts = {p: generate_process(p, n, 3) for p, n in sizes.items()}
+    for p, x in parts.items():
+        write_events(tmp_path / f"{p}.h5", x)
+    mix = twosample.background_mixture(tmp_path)
+    counts = mixture_counts(int(700 / 0.338))
+    assert len(mix) == counts.sum() and counts[1] == 700
+    lo = 0
+    for p, c in zip(BACKGROUND_PROCESSES, counts, strict=True):
+        np.testing.assert_array_equal(mix[lo : lo + c], parts[p][:c])
+        lo += c
+    (tmp_path / "Z.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="Z.h5"):
+        twosample.background_mixture(tmp_path)
+    write_events(tmp_path / "Z.h5", parts["Z"])
+    write_events(tmp_path / "fast.h5", generate_process("W", 500, 4))
+    assert main(["data", "compare", str(tmp_path / "fast.h5"), str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["occupancy"]["met"]["b"] == 1.0

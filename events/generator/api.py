@@ -25,14 +25,14 @@ Builder = Callable[[np.random.Generator, int], Truth]
 
 #: process name -> (truth builder, measured acceptance per generated event, used only to size batches).
 _REGISTRY: dict[str, tuple[Builder, float]] = {
-    "W": (processes.w_lnu, 0.45),
-    "QCD": (processes.qcd_multijet, 0.34),
-    "Z": (processes.z_ll, 0.57),
-    "ttbar": (processes.ttbar, 0.32),
-    "Ato4l": (signals.a_to_4l, 0.20),
-    "leptoquark": (signals.leptoquark, 0.043),
-    "hToTauTau": (signals.h_to_tautau, 0.041),
-    "hChToTauNu": (signals.hch_to_taunu, 0.021),
+    "W": (processes.w_lnu, 0.36),
+    "QCD": (processes.qcd_multijet, 0.075),
+    "Z": (processes.z_ll, 0.51),
+    "ttbar": (processes.ttbar, 0.38),
+    "Ato4l": (signals.a_to_4l, 0.30),
+    "leptoquark": (signals.leptoquark, 0.24),
+    "hToTauTau": (signals.h_to_tautau, 0.10),
+    "hChToTauNu": (signals.hch_to_taunu, 0.025),
 }
 #: All process names; the index is the second word of the seed sequence.
 PROCESSES: tuple[str, ...] = tuple(_REGISTRY)

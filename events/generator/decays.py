@@ -77,16 +77,33 @@ def add_fermion(truth: Truth, rng: np.random.Generator, code: np.ndarray | int, 
         truth.add_nu(np.where(is_nu, p.px, 0.0), np.where(is_nu, p.py, 0.0))
 
 
+#: Rapidity of the recoil (ISR) jet: a plateau convolved with a Gaussian (matched to the Pythia jets).
+RECOIL_PLATEAU, RECOIL_SHOULDER = 2.0, 1.3
+
+
 def add_recoil(truth: Truth, rng: np.random.Generator, system: P4) -> None:
     """Initial-state radiation: one jet balancing the transverse momentum of the produced system."""
     n = truth.n
-    y = 1.5 * (2.0 * uniform(rng, n) - 1.0) + 1.2 * normal(rng, n)
+    y = RECOIL_PLATEAU * (2.0 * uniform(rng, n) - 1.0) + RECOIL_SHOULDER * normal(rng, n)
     truth.add_jet(system.pt, y, system.phi + np.pi)
 
 
-#: b -> mu X (direct and via c, PDG ~ 20%): the non-prompt muon of a b-jet; it takes a soft fraction
+def add_isr_jets(truth: Truth, rng: np.random.Generator, mean: float, pt_min: float = 12.0) -> None:
+    """Extra initial-state jets of gluon-initiated production: Poisson(``mean``) (at most 3) jets with
+    ``pT ~ pT^-4`` above ``pt_min``, the recoil jet's rapidity and a uniform azimuth."""
+    n = truth.n
+    k = rng.poisson(mean, n)
+    for i in range(3):
+        u = 1.0 - uniform(rng, n)
+        pt = pt_min * u ** (-1.0 / 3.0) * (k > i)
+        y = RECOIL_PLATEAU * (2.0 * uniform(rng, n) - 1.0) + RECOIL_SHOULDER * normal(rng, n)
+        truth.add_jet(np.minimum(pt, 1000.0), y, uniform(rng, n, -np.pi, np.pi))
+
+
+#: b -> mu X (direct and via c, PDG ~ 20%, of which ~12% leave an L1 muon above 3 GeV: tuned to the
+#: Pythia ttbar and LQ muon multiplicities): the non-prompt muon of a b-jet; it takes a soft fraction
 #: z ~ Beta(1.5, 4) of the b momentum and the jet keeps the rest (L1 muons have no isolation).
-B_TO_MU, B_MU_Z = 0.20, (1.5, 4.0)
+B_TO_MU, B_MU_Z = 0.12, (1.5, 4.0)
 
 
 def add_jet_with_muon(

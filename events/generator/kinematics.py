@@ -225,3 +225,28 @@ def tabulated_sampler(pdf_x: np.ndarray, pdf_y: np.ndarray):
         return np.interp(uniform(rng, n), cdf, pdf_x).astype(F32)
 
     return sample
+
+
+#: float32 just below pi: stored phi must satisfy |phi| <= pi after rounding to float32.
+PI32 = np.nextafter(np.float32(np.pi), np.float32(0.0))
+TWO_PI_32 = np.float32(2.0 * np.pi)
+
+
+def wrap_phi32(phi: np.ndarray) -> np.ndarray:
+    """float32 azimuth wrapped into ``[-pi, pi]`` and clipped so that ``|phi| <= pi`` survives rounding."""
+    phi = phi - TWO_PI_32 * np.rint(phi / TWO_PI_32)
+    return np.clip(phi, -PI32, PI32, out=phi)
+
+
+def normal_f32(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def smear(rng: np.random.Generator, pt, eta, phi, rel_sigma, angle: float):
+    """Gaussian detector response: ``pT (1 + rel_sigma N)`` (not below 0), eta and phi + ``angle N``."""
+    f = np.float32
+    pt_s = pt * (f(1.0) + rel_sigma * normal_f32(rng, pt.shape))
+    np.maximum(pt_s, f(0.0), out=pt_s)
+    eta_s = eta + f(angle) * normal_f32(rng, eta.shape)
+    phi_s = wrap_phi32(phi + f(angle) * normal_f32(rng, phi.shape))
+    return pt_s, eta_s, phi_s

@@ -28,7 +28,7 @@ from .processes import PROCESSES, make_pythia
 
 logger = logging.getLogger(__name__)
 
-POOL_SIZE = 400
+POOL_SIZE = 2000
 MAX_TRIES_PER_EVENT = 2000  # give up on a chunk after chunk_size * this many generated events
 _POOL_STREAM = 99
 
