@@ -1,9 +1,9 @@
 """The four ADC2021 benchmark signals (truth level, one batch at a time).
 
-All resonances are produced with a falling pT spectrum ``pT (1 + pT^2/p0^2)^-2`` (p0 = 15 GeV; 25 GeV
-for gluon fusion),
-the rapidity plateau of :func:`~.kinematics.resonance` and an initial-state recoil jet. Widths are
-narrow (0.5-1 GeV).
+All resonances are produced with a falling pT spectrum ``pT (1 + pT^2/p0^2)^-2`` (p0 = 20 GeV for A,
+25 GeV for h0 and the LQ pair; A and h0, made in gluon fusion, also get Poisson(0.6) extra ISR jets;
+H+- is made as the W, :data:`~.processes.V_PT0`), the rapidity plateau of
+:func:`~.kinematics.resonance` and an initial-state recoil jet. Widths are narrow (0.5-1 GeV).
 
 * **Ato4l**: a neutral scalar A (m = 50 GeV) -> Z* Z* -> 4 l (l = e or mu per pair). The two virtual
   masses are drawn uniformly on the triangle ``m1, m2 >= 4 GeV, m1 + m2 < m_A``; each Z* decays with
