@@ -19,7 +19,7 @@ from l1ad.core.versions import l1ad_version
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: Subcommand modules under ``l1ad.cli``, in the order they appear in ``--help``.
-MODULES = ("data", "train", "evaluate", "scan", "firmware", "ebm", "serve", "score", "monitor", "export",
+MODULES = ("data", "train", "evaluate", "scan", "pareto", "firmware", "ebm", "serve", "score", "monitor", "export",
            "pipeline")  # fmt: skip
 
 

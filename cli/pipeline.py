@@ -71,7 +71,7 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo steps whose outputs exist")
 
 
-def _run(argv: list[str], what: str, accept: tuple[int, ...] = (0,)) -> int:
+def run_step(argv: list[str], what: str, accept: tuple[int, ...] = (0,)) -> int:
     """Run one ``l1ad`` step; a status outside ``accept`` stops the pipeline."""
     log.info("==> %s: l1ad %s", what, " ".join(argv))
     t0 = time.perf_counter()
@@ -93,21 +93,21 @@ def _firmware(target: str, out: Path, data: Path, prof: Profile, seed: int) -> N
     if out.resolve() != DEFAULT_OUT.resolve():
         project = out / "firmware" / target
         where += ["--project", str(project)]
-    _run(["firmware", "build", target, *where], f"firmware build {target}")
+    run_step(["firmware", "build", target, *where], f"firmware build {target}")
     if spec.thresholds_from is None:
         calibrate = ["--n-events", str(prof.calibration_events), "--seed", str(seed), "--no-progress"]
-        _run(["firmware", "calibrate", target, *where, *calibrate], f"firmware calibrate {target}")
+        run_step(["firmware", "calibrate", target, *where, *calibrate], f"firmware calibrate {target}")
     emulate = ["--events", str(data / "background_test.h5")]
     if spec.strategy == "distributed_arithmetic":
         emulate.append("--rtl")
-    _run(["firmware", "emulate", target, *where, *emulate], f"firmware emulate {target}")
+    run_step(["firmware", "emulate", target, *where, *emulate], f"firmware emulate {target}")
     if target == prof.firmware_targets[0]:  # the library CMS L1 software loads, of the default target
         lib = ["--out", str(project / "cmssw_emulator")]
-        _run(["firmware", "export-emulator", target, *where, *lib], f"firmware export-emulator {target}")
+        run_step(["firmware", "export-emulator", target, *where, *lib], f"firmware export-emulator {target}")
     # exit 1: a budget fails. That is a result of the run (named in the report), not a broken step
     report = ["--rtl-latency"] if spec.strategy == "distributed_arithmetic" else []
     t0 = time.time()
-    if _run(["firmware", "report", target, *where, *report], f"firmware report {target}", accept=(0, 1)):
+    if run_step(["firmware", "report", target, *where, *report], f"firmware report {target}", accept=(0, 1)):
         written = project / "report.json"
         if not written.is_file() or written.stat().st_mtime < t0 or json.loads(written.read_text())["pass"]:
             raise RuntimeError(f"step 'firmware report {target}' failed without writing a failing report")
@@ -125,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
     if args.force or not (data / "dataset.json").exists():
         n_bkg, n_sig = str(prof.n_background), str(prof.n_signal)
         generate = ["data", "generate", "--out", str(data), "--n-background", n_bkg, "--n-signal", n_sig]
-        _run([*generate, "--seed", str(args.seed)], "generate data")
+        run_step([*generate, "--seed", str(args.seed)], "generate data")
     bkg_train = str(data / "background_train.h5")
     for model, quant in prof.models:
         model_dir = registry.model_dir(out, model, quant)
@@ -142,13 +142,13 @@ def main(args: argparse.Namespace) -> int:
             argv += ["--epochs", str(epochs)]
         if model_dir.exists() and not args.force:
             argv.append("--resume")
-        _run(argv, f"train {model}/{quant}")
+        run_step(argv, f"train {model}/{quant}")
     ebm_dir = registry.model_dir(out, "ebm", "float")
     if ("ebm", "float") in prof.models and (args.force or not (ebm_dir / CHOICE_FILE).exists()):
         choose = ["choose-score", str(ebm_dir), "--background", str(data / "background_val.h5")]
-        _run([*choose, "--seed", str(args.seed), "--fpr", str(prof.choice_fpr)], "choose the ebm score")
+        run_step([*choose, "--seed", str(args.seed), "--fpr", str(prof.choice_fpr)], "choose the ebm score")
     signals = [f"--signal={p.stem.removeprefix('signal_')}={p}" for p in sorted(data.glob("signal_*.h5"))]
-    _run(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
+    run_step(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
     if not args.skip_firmware:
         for target in prof.firmware_targets:
             _firmware(target, out, data, prof, args.seed)

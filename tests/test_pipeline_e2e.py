@@ -79,3 +79,27 @@ def test_quick_pipeline_end_to_end(tmp_path):
     latency = json.loads((run / "firmware" / "ae_compact_vu13p" / "emulation.json").read_text())
     assert "rate_check_skipped" in latency  # its thresholds come from the test background's rate table
     assert (run / "plots" / "roc_Ato4l.png").exists()
+
+    # the Pareto scan's quick profile on the same run: a reused model, a retrained beta, a QKeras width
+    assert main(["pareto", "--profile", "quick", "--run", str(run)]) == 0
+    front = json.loads((run / "pareto" / "pareto.json").read_text())
+    rows = {r["label"]: r for r in front["candidates"]}
+    assert set(rows) == {"ae_compact/hgq", "ae_compact/hgq b=1e-4", "ae_compact/qkeras 4b"}
+    assert rows["ae_compact/hgq"]["model_dir"] == str(run / "ae_compact-hgq")  # the run's own model
+    retrained = json.loads(
+        (run / "pareto" / "ae_compact_hgq_b_1e_4" / "ae_compact-hgq" / "meta.json").read_text()
+    )
+    assert retrained["config"]["beta_final"] == 1e-4 and retrained["n_train"] + retrained["n_val"] == 20_000
+    for r in rows.values():
+        assert r["cost"]["lut"] > 0 and (r["cost"]["dsp"] == 0 or r["target"] == "ae_compact_vu13p"), r
+        assert 0.0 <= r["tail"]["overlap"] <= 1.0 and set(r["signals"]) == {
+            "Ato4l",
+            "leptoquark",
+            "hToTauTau",
+            "hChToTauNu",
+        }
+    assert rows["ae_compact/qkeras 4b"]["target"] == "ae_compact_vu13p"  # da4ml cannot trace RND_CONV
+    assert front["front"] and set(front["front"]) <= set(rows)
+    assert front["choice"]["label"] in (*rows, None)
+    assert set(front["references"]) == {"ae_ref/float", "iforest", "ht", "met", "lead_lepton_pt"}
+    assert (run / "pareto" / "pareto.png").stat().st_size > 10_000
