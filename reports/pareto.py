@@ -230,18 +230,22 @@ def plot_front(result: dict[str, Any], path: Path) -> Path:
 
     plt.style.use(mplhep.style.CMS)
     rows = [r for r in result["candidates"] if r.get("cost") and mean_tpr(r) is not None]
-    fig, (ax, ax_lat) = plt.subplots(1, 2, figsize=(16, 7))
+    fig, (ax, ax_lat, ax_key) = plt.subplots(1, 3, figsize=(22, 8), gridspec_kw={"width_ratios": [3, 2, 1.4]})
     budget_lut = result["lut_budget"]
     for i, s in enumerate(result["signals"]):
         ax.scatter([r["cost"]["lut"] for r in rows], [100 * r["signals"][s][FRONT_FPR_KEY] for r in rows],
                    s=14, color=f"C{i}", alpha=0.6, label=s)  # fmt: skip
-    for r in rows:
-        y = 100 * mean_tpr(r)
-        ax.scatter(r["cost"]["lut"], y, s=60, marker="o" if within_budgets(r["cost"]) else "x", color="k")
-        name = r["label"] + ("" if r["cost"]["source"] == "yosys" else f" ({r['cost']['source']})")
-        ax.annotate(name, (r["cost"]["lut"], y), fontsize=9, xytext=(4, 4), textcoords="offset points")
-        ax_lat.scatter(r["cost"]["lut"], r["cost"]["latency_ns"], color="k")
-        ax_lat.annotate(r["label"], (r["cost"]["lut"], r["cost"]["latency_ns"]), fontsize=9)
+    key = []  # candidates are numbered on the plots and named in the key panel
+    for n, r in enumerate(rows, start=1):
+        x, y, lat = r["cost"]["lut"], 100 * mean_tpr(r), r["cost"]["latency_ns"]
+        ax.scatter(x, y, s=60, marker="o" if within_budgets(r["cost"]) else "x", color="k")
+        ax.annotate(str(n), (x, y), fontsize=11, xytext=(4, 3), textcoords="offset points")
+        ax_lat.scatter(x, lat, color="k", marker="o" if within_budgets(r["cost"]) else "x")
+        ax_lat.annotate(
+            str(n), (x, lat), fontsize=11, xytext=(4, 3 + 9 * (n % 3)), textcoords="offset points"
+        )
+        source = "" if r["cost"]["source"] == "yosys" else f" [{r['cost']['source']}]"
+        key.append(f"{n:2d}  {r['label']}{source}")
     by_label = {r["label"]: r for r in rows}
     front = [by_label[lab] for lab in result["front"] if lab in by_label]
     ax.step([r["cost"]["lut"] for r in front], [100 * mean_tpr(r) for r in front], where="post", color="k",
@@ -249,12 +253,17 @@ def plot_front(result: dict[str, Any], path: Path) -> Path:
     for a in (ax, ax_lat):
         a.axvline(budget_lut, color="r", ls="--", lw=1, label="1 % VU13P LUT budget")
         a.set_xscale("log")
-        a.set_xlabel("LUTs (Yosys on the da4ml Verilog unless named)")
+        a.set_xlabel("LUTs (Yosys, da4ml Verilog)", fontsize=18)
     ax.set_yscale("log")
-    ax.set_ylabel("TPR at FPR $10^{-4}$ (%)  [4 kHz at 40 MHz]")
-    ax.legend(fontsize=11, title="o: within budgets, x: not; black: mean", title_fontsize=11)
+    ax.set_ylabel("TPR at FPR $10^{-4}$ (%)  [4 kHz of 40 MHz]", fontsize=18)
+    ax.legend(
+        fontsize=11, title="o: within budgets, x: not; black: mean", title_fontsize=11, loc="lower right"
+    )
     ax_lat.axhline(result["latency_budget_ns"], color="r", ls=":", lw=1, label="50 ns latency budget")
-    ax_lat.set_ylabel("latency (ns, da4ml pipeline)")
-    ax_lat.legend(fontsize=11)
+    ax_lat.set_ylabel("latency (ns, da4ml pipeline)", fontsize=18)
+    ax_lat.legend(fontsize=11, loc="lower right")
+    ax_key.axis("off")
+    ax_key.text(0.0, 1.0, "\n".join(key), va="top", ha="left", family="monospace", fontsize=11,
+                transform=ax_key.transAxes)  # fmt: skip
     fig.tight_layout()
     return save_figure(fig, path, dpi=90)
