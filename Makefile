@@ -30,7 +30,7 @@ install: system-tools $(STAMP)
 run: install
 	$(VENV)/bin/l1ad pipeline --out $(RUN_DIR) --seed $(SEED)
 
-# the L1 Pareto front over the declared candidates, on the run of `make run` (~40 min on 2 cores)
+# the L1 Pareto front over the declared candidates, on the run of `make run` (22-38 min on 2 cores)
 pareto: install
 	$(VENV)/bin/l1ad pareto --run $(RUN_DIR) --seed $(SEED)
 

@@ -3,7 +3,7 @@
 Every candidate is an L1 model that differs from the default in one declared way (HGQ2 ``beta_final``,
 QKeras-style bit width, architecture); each is trained like ``make run`` trains it (same events, epochs
 and seed, its own process), built as a distributed-arithmetic firmware project from the default target
-(``firmware_projects/ae_compact_vu13p_da.yaml`` with the model swapped), costed by ``l1ad firmware
+(``firmware_projects/student_vu13p_da.yaml`` with the model swapped), costed by ``l1ad firmware
 report`` (Yosys LUTs, da4ml latency), and scored on the run's validation background (tail overlap with
 its float reference, :mod:`l1ad.reports.pareto`) and on its test background and signals. Candidates equal
 to a model of the run reuse it. Firmware builds run in a second thread while the next candidate trains.
@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARGET = "ae_compact_vu13p_da"
+DEFAULT_TARGET = "student_vu13p_da"
 #: QKeras-style quantizers round half to even (RND_CONV), which da4ml 0.6.0 cannot trace (TRN and RND
 #: only), so QKeras-style candidates are built with hls4ml's Latency strategy and costed by its ESTIMATE.
 QKERAS_TARGET = "ae_compact_vu13p"
@@ -72,7 +72,7 @@ CANDIDATES = (
     Candidate("ae_ref/hgq b=1e-4", "ae_ref", "hgq", (("beta_final", 1e-4),)),
     Candidate("vae/hgq", "vae", "hgq"),
     Candidate("student/hgq", "student", "hgq"),
-    Candidate("student/hgq b=1e-4", "student", "hgq", (("beta_final", 1e-4),)),
+    Candidate("student/hgq b=1e-5", "student", "hgq", (("beta_final", 1e-5),)),
     Candidate("ae_compact/qkeras 8b", "ae_compact", "qkeras"),
     Candidate("ae_compact/qkeras 6b", "ae_compact", "qkeras", _qkeras(6)),
     Candidate("ae_compact/qkeras 4b", "ae_compact", "qkeras", _qkeras(4)),
@@ -90,7 +90,8 @@ class ScanProfile:
 PROFILES = {
     "full": ScanProfile("default", None, None, True),
     # a smoke run of every step on a quick pipeline's run directory (the end-to-end test)
-    "quick": ScanProfile("quick", ("ae_compact/hgq", "ae_compact/hgq b=1e-4", "ae_compact/qkeras 4b"), None, False),
+    "quick": ScanProfile("quick", ("ae_compact/hgq", "ae_compact/hgq b=1e-4", "student/hgq", "ae_compact/qkeras 4b"),
+                         None, False),
 }  # fmt: skip
 
 
@@ -156,7 +157,13 @@ def _firmware(
     spec, _ = load_target(target)
     settings = spec.to_dict()
     events = spec.resolve(spec.events, run)
-    settings.update(model=str(model_dir.resolve()), events=None if events is None else str(events.resolve()))
+    # no trigger-menu header: the run's rate table holds the run's models, not this candidate (and a
+    # relative thresholds_from would be read from the current directory, not from the run)
+    settings.update(
+        model=str(model_dir.resolve()),
+        events=None if events is None else str(events.resolve()),
+        thresholds_from=None,
+    )
     target_file = atomic_write_text(where / "l1ad_candidate.yaml", yaml.safe_dump(settings, sort_keys=False))
     project = where / "firmware"
     report_file = project / "report.json"
@@ -219,6 +226,17 @@ def _score_row(c: Candidate, model_dir: Path, reference_val, events, edges, name
     return row
 
 
+def _default_model(rows: list[dict[str, Any]], run: Path) -> dict[str, Any]:
+    """The default L1 target of ``make run`` and the candidate that is its model (label None: none is)."""
+    from l1ad.cli.pipeline import FIRMWARE_TARGETS
+    from l1ad.hls.target import load_target
+
+    spec, _ = load_target(FIRMWARE_TARGETS[0])
+    model = spec.resolve(spec.model, run).resolve()
+    label = next((r["label"] for r in rows if Path(r["model_dir"]).resolve() == model), None)
+    return {"target": FIRMWARE_TARGETS[0], "model": str(model), "label": label}
+
+
 def main(args: argparse.Namespace) -> int:
     from l1ad.cli.pipeline import PROFILES as PIPELINE
     from l1ad.core.files import atomic_write_text
@@ -272,6 +290,7 @@ def main(args: argparse.Namespace) -> int:
 
     ev = json.loads(evaluation.read_text())
     spec, _ = load_target(args.target)
+    default = _default_model(rows, run)
     references = {lab: ev["models"][lab] for lab in REFERENCES if lab in ev["models"]}
     result = {
         "candidates": rows,
@@ -280,6 +299,7 @@ def main(args: argparse.Namespace) -> int:
         "references": references,
         "choice": pareto.choose(rows),
         "cheapest_winner": pareto.cheapest_winner(rows, references),
+        "default": default,
         "n_background": int(edges[2] - edges[1]),
         "n_validation": int(edges[1] - edges[0]),
         "target": args.target,
@@ -300,6 +320,13 @@ def main(args: argparse.Namespace) -> int:
     md = atomic_write_text(out / "pareto.md", pareto.format_markdown(result))
     pareto.plot_front(result, out / "pareto.png")
     print(md.read_text())
+    if result["choice"]["label"] != default["label"]:
+        log.warning(
+            "the rule chooses %s but the default L1 target %s holds %s: change the default (README rule)",
+            result["choice"]["label"],
+            default["target"],
+            default["label"],
+        )
     log.info(
         "Pareto scan of %d candidates in %.1f min; results in %s", len(rows), result["seconds"] / 60, out
     )

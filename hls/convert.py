@@ -16,6 +16,23 @@ import numpy as np
 
 from l1ad.hls.target import FirmwareTarget
 
+#: hls4ml 1.3's pass that fuses a heterogeneous quantizer into the DA kernel after it. Fusing two in a
+#: row (the fixed hardware input type, then the first Dense's learned input quantizer: the models whose
+#: input quantizer has one consumer, ``ae_ref``, ``vae``, ``student``) writes the first one with the
+#: kernel's input types instead of its own (``ap_ufixed<11,5>`` for a ``ufixed<12,5>`` pT) and declares
+#: its variables twice: C-simulation then differs from the QAT model on 38 % of events (measured on the
+#: student). Without the pass each quantizer stays its own layer, bit-exact, and the DA kernel itself
+#: (hence the da4ml Verilog and its Yosys cost) is unchanged.
+DA_FUSION_PASS = ("vivado:optimize", "vivado:fuse_quantizer_into_d_a_layers")
+
+
+def _without_da_quantizer_fusion() -> None:
+    from hls4ml.model.flow import get_flow, update_flow
+
+    flow, name = DA_FUSION_PASS
+    if name in get_flow(flow).optimizers:
+        update_flow(flow, remove_optimizers=[name])
+
 
 def make_hls_config(model: Any, target: FirmwareTarget) -> dict[str, Any]:
     """Per-layer hls4ml config: the target's strategy and reuse factor, every layer traceable."""
@@ -41,6 +58,7 @@ def convert(
     """hls4ml ``ModelGraph`` of ``model`` for ``target`` (not yet written)."""
     import hls4ml
 
+    _without_da_quantizer_fusion()
     hls_model = hls4ml.converters.convert_from_keras_model(
         model,
         output_dir=str(output_dir),

@@ -7,6 +7,7 @@ then the mean and the standard deviation over seeds. Writes ``<study>/seeds.json
 ``make run``'s model, retrained here from scratch, so its row also shows how reproducible a run is.
 
     .venv/bin/python scripts/study_seeds.py --run runs/default --model ae_compact --quantization hgq --seeds 1 2 3
+    .venv/bin/python scripts/study_seeds.py --model student   # the default L1 model (its teacher: the run's)
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             train = [sys.executable, "-m", "l1ad.cli.main", "train", "--model", a.model, "--quantization",
                      a.quantization, "--background", str(data / "background_train.h5"), "--out", str(out),
                      "--seed", str(seed), "--max-events", str(a.max_events), "--epochs", str(a.epochs)]  # fmt: skip
+            if a.model == "student":  # distilled from the run's energy model, as make run distils it
+                from l1ad.models.distill import find_teacher
+
+                train += ["--teacher", str(find_teacher(a.run))]
             subprocess.run(train, check=True)
         model = registry.open_model(registry.model_dir(out, a.model, a.quantization))
         s = registry.score(model, everything)[model.label]

@@ -45,6 +45,7 @@ def test_wheel_holds_the_package_and_its_data_only(wheel: Path) -> None:
     assert top <= {"l1ad", *(n.split("/")[0] for n in names if ".dist-info/" in n)}, top
     assert "l1ad/firmware_projects/ae_compact_vu13p.yaml" in names
     assert "l1ad/firmware_projects/ae_compact_vu13p_da.yaml" in names
+    assert "l1ad/firmware_projects/student_vu13p_da.yaml" in names
     assert "l1ad/models/registry.py" in names and "l1ad/core/files.py" in names
     assert "l1ad/serving/grafana_dashboard.json" in names
     assert {

@@ -12,7 +12,8 @@ from l1ad.reports import pareto
 
 def _row(label, lut, tprs, overlap=0.9, err=0.02, ok=True, source="yosys"):
     cost = {"source": source, "lut": lut, "lut_percent": 100 * lut / 1_728_000, "ff": 10, "dsp": 0,
-            "latency_ns": 37.5, "ii_ns": 6.25, "pass": ok, "failed": [] if ok else ["LUT fraction"]}  # fmt: skip
+            "latency_ns": 37.5, "ii_ns": 6.25, "pass": ok, "failed": [] if ok else ["LUT fraction"],
+            "lut_limit_percent": 1.0}  # fmt: skip
     signals = {s: {"tpr_at_fpr_1e-4": t, "tpr_at_fpr_1e-4_err": 0.1 * t} for s, t in tprs.items()}
     return {
         "label": label,
@@ -90,6 +91,12 @@ def test_choice_uses_budgets_and_validation_tail_only():
     with_dsp = _row("with_dsp", 100, {"a": 0.5}, overlap=0.99)
     with_dsp["cost"]["dsp"] = 57
     assert pareto.choose([*rows, estimated, with_dsp])["label"] == "best_tail"
+    # a design that passes the budget by less than the rule's margin (0.98 % of a 1 % budget) is not chosen
+    edge = _row("at_the_edge", int(0.0098 * 1_728_000), {"a": 0.5}, overlap=0.99)
+    assert pareto.within_budgets(edge["cost"]) and not pareto.eligible(edge["cost"])
+    assert pareto.choose([*rows, edge])["label"] == "best_tail"
+    inside = _row("inside", int(0.0089 * 1_728_000), {"a": 0.5}, overlap=0.99)
+    assert pareto.choose([*rows, edge, inside])["label"] == "inside"
 
 
 def test_cheapest_winner_against_references():
@@ -118,11 +125,11 @@ def test_cost_from_report_reads_the_budget_report():
                 "ii_ns": 6.25,
             }
         ],  # fmt: skip
-        "budgets": [{"budget": "LUT fraction", "pass": False}, {"budget": "II", "pass": True}],
+        "budgets": [{"budget": "LUT fraction", "pass": False, "limit": 0.01}, {"budget": "II", "pass": True}],
     }
     cost = pareto.cost_from_report(report)
     assert cost["lut"] == 19173 and cost["source"] == "yosys" and cost["failed"] == ["LUT fraction"]
-    assert cost["pass"] is False and cost["latency_ns"] == 43.75
+    assert cost["pass"] is False and cost["latency_ns"] == 43.75 and cost["lut_limit_percent"] == 1.0
 
 
 def test_markdown_and_plot(tmp_path):
@@ -141,6 +148,11 @@ def test_markdown_and_plot(tmp_path):
     assert (
         "Cheapest candidate at or above every reference on every signal: `y` (20,000 LUT)" in md
     )  # x misses a
+    assert "Default L1 target" not in md  # no default given
+    result["default"] = {"target": "t_da", "model": "/r/y", "label": "y"}
+    assert "`t_da`, holding `y`: NOT the rule's choice" in pareto.format_markdown(result)
+    result["default"]["label"] = "x"
+    assert "`t_da`, holding `x`: the rule's choice." in pareto.format_markdown(result)
     png = pareto.plot_front(result, tmp_path / "front.png")
     assert png.stat().st_size > 10_000
     json.dumps(result)  # the result is JSON as written
@@ -159,3 +171,20 @@ def test_declared_candidates():
     student = next(c for c in CANDIDATES if c.model == "student")
     assert student.reference is None  # held against its teacher
     assert next(c for c in CANDIDATES if c.quant == "qkeras").reference == ("ae_compact", "float")
+
+
+def test_default_model_is_found_among_the_candidates(tmp_path):
+    """make run's default L1 target holds a model of the run, and the scan names the candidate that is it."""
+    from l1ad.cli.pareto import CANDIDATES, _default_model
+    from l1ad.cli.pipeline import FIRMWARE_TARGETS
+    from l1ad.hls.target import load_target
+
+    spec, _ = load_target(FIRMWARE_TARGETS[0])
+    own = spec.resolve(spec.model, tmp_path)
+    model, quant = own.name.split("-")
+    # the default is one of the declared candidates as the run trains it (no overrides)
+    label = next(c.label for c in CANDIDATES if (c.model, c.quant, c.config) == (model, quant, ()))
+    rows = [{"label": "other", "model_dir": str(tmp_path / "x")}, {"label": label, "model_dir": str(own)}]
+    default = _default_model(rows, tmp_path)
+    assert default == {"target": FIRMWARE_TARGETS[0], "model": str(own.resolve()), "label": label}
+    assert _default_model(rows[:1], tmp_path)["label"] is None

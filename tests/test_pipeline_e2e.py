@@ -53,7 +53,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
     student = json.loads((run / "student-hgq" / "meta.json").read_text())
     assert student["model"] == "student"
 
-    for target in ("ae_compact_vu13p_da", "ae_compact_vu13p"):
+    for target in ("student_vu13p_da", "ae_compact_vu13p"):
         project = run / "firmware" / target
         meta = json.loads((project / "metadata.json").read_text())
         assert meta["part"] == "xcvu13p-flga2577-2-e"
@@ -64,7 +64,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
         assert report["sources"], "the report names where its numbers come from"
     # the default (DA) target: thresholds calibrated on the profile's 200k fresh events, rates checked on
     # the test background, RTL simulated on every event, Yosys numbers, the CMSSW library built
-    da = run / "firmware" / "ae_compact_vu13p_da"
+    da = run / "firmware" / "student_vu13p_da"
     meta = json.loads((da / "metadata.json").read_text())
     assert json.loads((da / "calibration.json").read_text())["n_events"] == 200_000
     assert (
@@ -75,16 +75,17 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert len(emulation["rate_check"]) == len(meta["thresholds"]) > 0
     assert emulation["rtl"]["n_events"] == 20000 and emulation["rtl"]["n_mismatch"] == 0
     assert json.loads((da / "report.json").read_text())["primary"] == "yosys"
-    assert list((da / "cmssw_emulator").glob("L1AD_ae_compact_vu13p_da_v1.so"))
+    assert list((da / "cmssw_emulator").glob("L1AD_student_vu13p_da_v1.so"))
+    assert (meta["model"], meta["quantization"]) == ("student", "hgq")  # the Pareto rule's choice
     latency = json.loads((run / "firmware" / "ae_compact_vu13p" / "emulation.json").read_text())
     assert "rate_check_skipped" in latency  # its thresholds come from the test background's rate table
     assert (run / "plots" / "roc_Ato4l.png").exists()
 
-    # the Pareto scan's quick profile on the same run: a reused model, a retrained beta, a QKeras width
+    # the Pareto scan's quick profile on the same run: reused models, a retrained beta, a QKeras width
     assert main(["pareto", "--profile", "quick", "--run", str(run)]) == 0
     front = json.loads((run / "pareto" / "pareto.json").read_text())
     rows = {r["label"]: r for r in front["candidates"]}
-    assert set(rows) == {"ae_compact/hgq", "ae_compact/hgq b=1e-4", "ae_compact/qkeras 4b"}
+    assert set(rows) == {"ae_compact/hgq", "ae_compact/hgq b=1e-4", "student/hgq", "ae_compact/qkeras 4b"}
     assert rows["ae_compact/hgq"]["model_dir"] == str(run / "ae_compact-hgq")  # the run's own model
     retrained = json.loads(
         (run / "pareto" / "ae_compact_hgq_b_1e_4" / "ae_compact-hgq" / "meta.json").read_text()
@@ -101,5 +102,11 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert rows["ae_compact/qkeras 4b"]["target"] == "ae_compact_vu13p"  # da4ml cannot trace RND_CONV
     assert front["front"] and set(front["front"]) <= set(rows)
     assert front["choice"]["label"] in (*rows, None)
+    # the scan names the candidate that make run's default L1 target holds
+    assert front["default"] == {
+        "target": "student_vu13p_da",
+        "model": str((run / "student-hgq").resolve()),
+        "label": "student/hgq",
+    }
     assert set(front["references"]) == {"ae_ref/float", "iforest", "ht", "met", "lead_lepton_pt"}
     assert (run / "pareto" / "pareto.png").stat().st_size > 10_000
