@@ -262,9 +262,11 @@ def plot_front(result: dict[str, Any], path: Path) -> Path:
     key = []  # candidates are numbered on the plots and named in the key panel
     for n, r in enumerate(rows, start=1):
         x, y, lat = r["cost"]["lut"], 100 * mean_tpr(r), r["cost"]["latency_ns"]
-        ax.scatter(x, y, s=60, marker="o" if within_budgets(r["cost"]) else "x", color="k")
+        ax.scatter(x, y, s=60, marker="o" if eligible(r["cost"]) else "x", color="k")
+        if r["label"] == result["choice"]["label"]:
+            ax.scatter(x, y, s=320, facecolors="none", edgecolors="r", lw=2, label="the rule's choice")
         ax.annotate(str(n), (x, y), fontsize=11, xytext=(4, 3), textcoords="offset points")
-        ax_lat.scatter(x, lat, color="k", marker="o" if within_budgets(r["cost"]) else "x")
+        ax_lat.scatter(x, lat, color="k", marker="o" if eligible(r["cost"]) else "x")
         ax_lat.annotate(
             str(n), (x, lat), fontsize=11, xytext=(4, 3 + 9 * (n % 3)), textcoords="offset points"
         )
@@ -276,14 +278,24 @@ def plot_front(result: dict[str, Any], path: Path) -> Path:
             lw=1, label="front (mean)")  # fmt: skip
     for a in (ax, ax_lat):
         a.axvline(budget_lut, color="r", ls="--", lw=1, label="1 % VU13P LUT budget")
+        a.axvline(
+            (1 - LUT_MARGIN) * budget_lut,
+            color="r",
+            ls=":",
+            lw=1,
+            label=f"the rule's {LUT_MARGIN:.0%} margin",
+        )
         a.set_xscale("log")
         a.set_xlabel("LUTs (Yosys, da4ml Verilog)", fontsize=18)
     ax.set_yscale("log")
     ax.set_ylabel("TPR at FPR $10^{-4}$ (%)  [4 kHz of 40 MHz]", fontsize=18)
     ax.legend(
-        fontsize=11, title="o: within budgets, x: not; black: mean", title_fontsize=11, loc="lower right"
+        fontsize=11,
+        title="o: within budgets and margin, x: not; black: mean",
+        title_fontsize=11,
+        loc="lower right",
     )
-    ax_lat.axhline(result["latency_budget_ns"], color="r", ls=":", lw=1, label="50 ns latency budget")
+    ax_lat.axhline(result["latency_budget_ns"], color="r", ls="-.", lw=1, label="50 ns latency budget")
     ax_lat.set_ylabel("latency (ns, da4ml pipeline)", fontsize=18)
     ax_lat.legend(fontsize=11, loc="lower right")
     ax_key.axis("off")
