@@ -112,7 +112,7 @@ def _train(c: Candidate, run: Path, where: Path, prof, seed: int) -> Path:
     """The candidate's model directory: the run's own model, or one trained into ``where``."""
     import yaml
 
-    from l1ad.cli.pipeline import run_step
+    from l1ad.cli.pipeline import run_step, train_argv
     from l1ad.core.files import atomic_write_text
     from l1ad.models import registry
 
@@ -127,12 +127,8 @@ def _train(c: Candidate, run: Path, where: Path, prof, seed: int) -> Path:
     if (model_dir / registry.META_FILE).is_file():
         return model_dir
     cfg = atomic_write_text(where / "config.yaml", yaml.safe_dump(dict(c.config), sort_keys=True))
-    argv = ["train", "--model", c.model, "--quantization", c.quant, "--config", str(cfg), "--seed", str(seed)]
-    argv += ["--background", str(run / "data" / "background_train.h5"), "--out", str(where)]
-    if prof.train_events:
-        argv += ["--max-events", str(prof.train_events)]
-    if prof.keras_epochs:
-        argv += ["--epochs", str(prof.keras_epochs)]
+    argv = train_argv(c.model, c.quant, run / "data" / "background_train.h5", where, seed, prof)
+    argv += ["--config", str(cfg)]
     if c.model == "student":
         from l1ad.models.distill import find_teacher
 
@@ -228,11 +224,9 @@ def _score_row(c: Candidate, model_dir: Path, reference_val, events, edges, name
 
 def _default_model(rows: list[dict[str, Any]], run: Path) -> dict[str, Any]:
     """The default L1 target of ``make run`` and the candidate that is its model (label None: none is)."""
-    from l1ad.cli.pipeline import FIRMWARE_TARGETS
-    from l1ad.hls.target import load_target
+    from l1ad.cli.pipeline import FIRMWARE_TARGETS, default_l1_model
 
-    spec, _ = load_target(FIRMWARE_TARGETS[0])
-    model = spec.resolve(spec.model, run).resolve()
+    model = default_l1_model(run).resolve()
     label = next((r["label"] for r in rows if Path(r["model_dir"]).resolve() == model), None)
     return {"target": FIRMWARE_TARGETS[0], "model": str(model), "label": label}
 

@@ -72,6 +72,29 @@ def add_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo steps whose outputs exist")
 
 
+def default_l1_model(run: Path) -> Path:
+    """The model directory in ``run`` that the default L1 target (``FIRMWARE_TARGETS[0]``) deploys."""
+    from l1ad.hls.target import load_target
+
+    spec, _ = load_target(FIRMWARE_TARGETS[0])
+    return spec.resolve(spec.model, run)
+
+
+def train_argv(model: str, quant: str, background: Path, out: Path, seed: int, prof: Profile) -> list[str]:
+    """``l1ad train`` arguments for one model as the profile trains it (events, epochs per framework)."""
+    from l1ad.models import registry
+
+    argv = ["train", "--model", model, "--quantization", quant, "--background", str(background)]
+    argv += ["--out", str(out), "--seed", str(seed)]
+    if prof.train_events:
+        argv += ["--max-events", str(prof.train_events)]
+    framework = registry.kind(model).framework
+    epochs = prof.torch_epochs if framework == "torch" else prof.keras_epochs
+    if epochs and framework != "sklearn":
+        argv += ["--epochs", str(epochs)]
+    return argv
+
+
 def run_step(argv: list[str], what: str, accept: tuple[int, ...] = (0,)) -> int:
     """Run one ``l1ad`` step; a status outside ``accept`` stops the pipeline."""
     log.info("==> %s: l1ad %s", what, " ".join(argv))
@@ -127,20 +150,13 @@ def main(args: argparse.Namespace) -> int:
         n_bkg, n_sig = str(prof.n_background), str(prof.n_signal)
         generate = ["data", "generate", "--out", str(data), "--n-background", n_bkg, "--n-signal", n_sig]
         run_step([*generate, "--seed", str(args.seed)], "generate data")
-    bkg_train = str(data / "background_train.h5")
+    bkg_train = data / "background_train.h5"
     for model, quant in prof.models:
         model_dir = registry.model_dir(out, model, quant)
         if not args.force and (model_dir / registry.META_FILE).exists():
             log.info("skip training %s/%s: %s exists", model, quant, model_dir)
             continue
-        argv = ["train", "--model", model, "--quantization", quant, "--background", bkg_train]
-        argv += ["--out", str(out), "--seed", str(args.seed)]
-        if prof.train_events:
-            argv += ["--max-events", str(prof.train_events)]
-        framework = registry.kind(model).framework
-        epochs = prof.torch_epochs if framework == "torch" else prof.keras_epochs
-        if epochs and framework != "sklearn":
-            argv += ["--epochs", str(epochs)]
+        argv = train_argv(model, quant, bkg_train, out, args.seed, prof)
         if model_dir.exists() and not args.force:
             argv.append("--resume")
         run_step(argv, f"train {model}/{quant}")

@@ -206,9 +206,12 @@ def format_markdown(result: dict[str, Any]) -> str:
                 + [f"{c['dsp']} DSP"] * bool(c["dsp"])
                 + ["no Yosys LUTs"] * (c["source"] != "yosys")
             )
-            verdict = "pass" if eligible(c) else "FAIL: " + ", ".join(failed)
-            if within_budgets(c) and not eligible(c):
+            if eligible(c):
+                verdict = "pass"
+            elif within_budgets(c):
                 verdict = f"pass, but within the rule's {LUT_MARGIN:.0%} LUT margin"
+            else:
+                verdict = "FAIL: " + ", ".join(failed)
             lat, dsp = f"{c['latency_ns']:g}", str(c["dsp"])
         else:
             lut, verdict, lat, dsp = "n/a", "no build (see pareto.json)", "n/a", "n/a"
