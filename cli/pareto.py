@@ -30,7 +30,7 @@ DEFAULT_TARGET = "student_vu13p_da"
 #: only), so QKeras-style candidates are built with hls4ml's Latency strategy and costed by its ESTIMATE.
 QKERAS_TARGET = "ae_compact_vu13p"
 #: The cuts and float models every L1 candidate is held against (labels of the run's evaluation.json).
-REFERENCES = ("ae_ref/float", "iforest", "ht", "met", "lead_lepton_pt")
+REFERENCES = ("ae_ref/float", "ae_ref_log/float", "iforest", "ht", "met", "lead_lepton_pt")
 
 
 @dataclass(frozen=True)

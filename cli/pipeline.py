@@ -32,7 +32,9 @@ class Profile:
     choice_fpr: float = 1e-4  # working point of the energy model's score choice (validation background)
 
 
-#: Trained by ``make run``, in this order: the student distils the energy model (its teacher).
+#: Trained by ``make run``, in this order: the student distils the energy model (its teacher); the energy
+#: model on the 64-feature HLT vector (``ebm_hlt``) is an HLT/offline model beside it, and the ADC2021 AE
+#: on log(1 + pT) and on the HLT vector (``ae_ref_log``, ``ae_ref_hlt``) are float references.
 DEFAULT_MODELS = (
     ("iforest", "float"),
     ("ae_ref", "float"),
@@ -44,6 +46,9 @@ DEFAULT_MODELS = (
     ("vae", "hgq"),
     ("ebm", "float"),
     ("student", "hgq"),
+    ("ebm_hlt", "float"),
+    ("ae_ref_log", "float"),
+    ("ae_ref_hlt", "float"),
 )
 
 #: Built by ``make run``: the default L1 target (the student chosen by the Pareto rule of ``l1ad pareto``;
@@ -160,10 +165,16 @@ def main(args: argparse.Namespace) -> int:
         if model_dir.exists() and not args.force:
             argv.append("--resume")
         run_step(argv, f"train {model}/{quant}")
-    ebm_dir = registry.model_dir(out, "ebm", "float")
-    if ("ebm", "float") in prof.models and (args.force or not (ebm_dir / CHOICE_FILE).exists()):
-        choose = ["choose-score", str(ebm_dir), "--background", str(data / "background_val.h5")]
-        run_step([*choose, "--seed", str(args.seed), "--fpr", str(prof.choice_fpr)], "choose the ebm score")
+    for model, quant in prof.models:  # each energy model's score, on validation background
+        model_dir = registry.model_dir(out, model, quant)
+        if registry.kind(model).framework == "torch" and (
+            args.force or not (model_dir / CHOICE_FILE).exists()
+        ):
+            choose = ["choose-score", str(model_dir), "--background", str(data / "background_val.h5")]
+            run_step(
+                [*choose, "--seed", str(args.seed), "--fpr", str(prof.choice_fpr)],
+                f"choose the {model} score",
+            )
     signals = [f"--signal={p.stem.removeprefix('signal_')}={p}" for p in sorted(data.glob("signal_*.h5"))]
     run_step(["evaluate", str(out), "--background", str(data / "background_test.h5"), *signals], "evaluate")
     if not args.skip_firmware:

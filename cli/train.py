@@ -8,7 +8,18 @@ import logging
 log = logging.getLogger(__name__)
 
 #: The choices of --model, in the registry's order (kept literal: the parser must not import the models).
-MODELS = ("ae_ref", "ae_compact", "vae", "student", "ebm", "score", "iforest")
+MODELS = (
+    "ae_ref",
+    "ae_compact",
+    "vae",
+    "student",
+    "ae_ref_log",
+    "ae_ref_hlt",
+    "ebm",
+    "ebm_hlt",
+    "score",
+    "iforest",
+)
 
 
 def add_args(sub: argparse._SubParsersAction) -> None:

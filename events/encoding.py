@@ -20,8 +20,9 @@ Values beyond the range saturate (pT above 2047.5 GeV reads as 2047.5 GeV).
 
 Float encoding (full-precision PyTorch models)
 ----------------------------------------------
-:class:`Standardizer`: per-input mean/std over *real* objects of a background sample; padded slots
-stay exactly 0 so models can mask them.
+:class:`Standardizer`: per-input mean/std over *live* inputs of a background sample, in one of the
+representations of :mod:`l1ad.events.representations`; inputs that are not live stay exactly 0 so
+models can mask them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from l1ad.core.fixed_point import FixedPoint
-from l1ad.events import schema
+from l1ad.events import representations, schema
+from l1ad.events.representations import Representation
 
 
 @dataclass(frozen=True)
@@ -115,38 +117,59 @@ def describe() -> dict:
 
 @dataclass(frozen=True)
 class Standardizer:
-    """Float standardization of the 57 inputs over real objects; padded slots map to exactly 0."""
+    """Float standardization of a model's inputs over live entries; entries not live map to exactly 0.
+
+    ``representation`` names how the event is written (:mod:`l1ad.events.representations`; ``l1``:
+    the 57 kinematics).
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    representation: str = "l1"
+
+    @property
+    def rep(self) -> Representation:
+        return representations.get(self.representation)
 
     @classmethod
-    def fit(cls, particles: np.ndarray) -> Standardizer:
-        x = schema.kinematics(particles).astype(np.float64)
-        mask = schema.input_mask(particles)
+    def fit(cls, particles: np.ndarray, representation: str = "l1") -> Standardizer:
+        rep = representations.get(representation)
+        x, mask = rep.values(particles), rep.mask(particles)
         count = np.maximum(mask.sum(axis=0), 1)
         mean = np.where(mask, x, 0.0).sum(axis=0) / count
         var = np.where(mask, (x - mean) ** 2, 0.0).sum(axis=0) / count
         std = np.sqrt(var)
         std = np.where(std > 1e-6, std, 1.0)
-        return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std))
+        return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std), rep.name)
+
+    def mask(self, particles: np.ndarray) -> np.ndarray:
+        """(N, n_inputs) boolean live mask of the representation."""
+        return self.rep.mask(particles)
 
     def transform(self, particles: np.ndarray) -> np.ndarray:
-        """(N, 19, 4) -> (N, 57) float32 standardized inputs, zero where the object is absent."""
-        x = schema.kinematics(particles).astype(np.float64)
-        mask = schema.input_mask(particles)
+        """(N, 19, 4) -> (N, n_inputs) float32 standardized inputs, zero where not live."""
+        rep = self.rep
+        x, mask = rep.values(particles), rep.mask(particles)
         z = (x - np.asarray(self.mean)) / np.asarray(self.std)
         return np.where(mask, z, 0.0).astype(np.float32)
 
     def save(self, path: str | Path) -> None:
         from l1ad.core.files import atomic_write_text
 
-        atomic_write_text(Path(path), json.dumps({"mean": self.mean, "std": self.std}, indent=1))
+        d: dict = {"mean": self.mean, "std": self.std}
+        if self.representation != "l1":  # l1 files stay as they were written before the option existed
+            d["representation"] = self.representation
+        atomic_write_text(Path(path), json.dumps(d, indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> Standardizer:
         d = json.loads(Path(path).read_text())
-        unknown = set(d) - {"mean", "std"}
-        if unknown or len(d.get("mean", ())) != schema.N_INPUTS or len(d.get("std", ())) != schema.N_INPUTS:
-            raise ValueError(f"{path}: not a standardizer file (need 57 'mean' and 'std' values)")
-        return cls(tuple(d["mean"]), tuple(d["std"]))
+        unknown = set(d) - {"mean", "std", "representation"}
+        rep = representations.get(d.get("representation"))
+        n = rep.n_inputs
+        if unknown or len(d.get("mean", ())) != n or len(d.get("std", ())) != n:
+            raise ValueError(
+                f"{path}: not a standardizer file (need {n} 'mean' and 'std' values for representation "
+                f"{rep.name!r}{'; unknown keys ' + ', '.join(sorted(unknown)) if unknown else ''})"
+            )
+        return cls(tuple(d["mean"]), tuple(d["std"]), rep.name)

@@ -11,7 +11,8 @@ model                      framework   quantizations                scored by
 ae_ref, ae_compact, vae,   keras       float, hgq, qkeras           :mod:`l1ad.models.keras.score`, in a
 student                                                             fresh process per model (HGQ2 and
                                                                     QKeras-style layers never share one)
-ebm, score                 torch       float                        :mod:`l1ad.models.ebm.scores`
+ae_ref_log, ae_ref_hlt     keras       float                        the same (full-precision references)
+ebm, ebm_hlt, score        torch       float                        :mod:`l1ad.models.ebm.scores`
 iforest                    sklearn     float                        :mod:`l1ad.models.baselines.iforest`
 =========================  ==========  ===========================  =====================================
 
@@ -56,7 +57,10 @@ KINDS: dict[str, ModelKind] = {
         ModelKind("ae_compact", "keras", ("float", "hgq", "qkeras"), True),
         ModelKind("vae", "keras", ("float", "hgq", "qkeras"), True),
         ModelKind("student", "keras", ("float", "hgq", "qkeras"), True),
+        ModelKind("ae_ref_log", "keras", ("float",), False),
+        ModelKind("ae_ref_hlt", "keras", ("float",), False),
         ModelKind("ebm", "torch", ("float",), False),
+        ModelKind("ebm_hlt", "torch", ("float",), False),
         ModelKind("score", "torch", ("float",), False),
         ModelKind("iforest", "sklearn", ("float",), False),
     )

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_dir", nargs="?", help="a trained <out>/<name>-float directory")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=256, help="width of the untrained network")
-    parser.add_argument("--model", default="ebm", choices=("ebm", "score"))
+    parser.add_argument("--model", default="ebm", choices=("ebm", "ebm_hlt", "score"))
     parser.add_argument("--repeat", type=int, default=500)
     args = parser.parse_args(argv)
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(args.model_dir)
     else:
         torch.manual_seed(0)
-        cfg = EBMConfig(hidden=args.hidden)
-        model = LoadedEBM(args.model, build_network(args.model, cfg).eval(), cfg, Standardizer.fit(events))
+        cfg = EBMConfig(hidden=args.hidden).for_model(args.model)
+        std = Standardizer.fit(events, cfg.inputs)
+        model = LoadedEBM(args.model, build_network(args.model, cfg).eval(), cfg, std)
     x, mask = prepare(events, model.standardizer)
     eager = scoring_module(model)
     with tempfile.TemporaryDirectory() as tmp:

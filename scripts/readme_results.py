@@ -20,6 +20,8 @@ PARETO_BEGIN, PARETO_END = "<!-- pareto:begin -->", "<!-- pareto:end -->"
 ROWS = (
     ("ae_ref/float", "ae_ref/float (ADC2021 reference)"),
     ("ae_ref/hgq", "ae_ref/hgq"),
+    ("ae_ref_log/float", "ae_ref_log/float (the ADC2021 AE on log(1 + pT), float reference)"),
+    ("ae_ref_hlt/float", "ae_ref_hlt/float (the ADC2021 AE on the HLT vector, float reference)"),
     ("ae_compact/float", "ae_compact/float"),
     ("ae_compact/qkeras", "ae_compact/qkeras (8 bit)"),
     ("ae_compact/hgq", "ae_compact/hgq"),
@@ -34,6 +36,22 @@ ROWS = (
     ("ht", "HT cut"),
     ("met", "MET cut"),
 )
+#: further energy models, shown with their chosen score only (inserted before the baselines)
+CHOSEN_ONLY = {"ebm_hlt/float": "ebm_hlt/float (energy model on the 64-feature HLT vector)"}
+
+
+def _rows(choices: dict) -> list[tuple[str, str]]:
+    """:data:`ROWS` with the chosen score of every :data:`CHOSEN_ONLY` model the run has."""
+    what = {"energy": "energy at lowest σ"} | {
+        label.split(":", 1)[1]: name.split(": ", 1)[1]
+        for label, name in ROWS
+        if label.startswith("ebm/float:")
+    }  # the ebm rows' names of each score
+    extra = [
+        (c["label"], f"{CHOSEN_ONLY[m]}: {what[c['chosen']]}") for m, c in choices.items() if m in CHOSEN_ONLY
+    ]
+    at = [label for label, _ in ROWS].index("iforest")
+    return [*ROWS[:at], *extra, *ROWS[at:]]
 
 
 def _v(m: dict, key: str) -> str:
@@ -149,6 +167,12 @@ def _seeds(run: Path) -> list[str]:
     return lines
 
 
+def _representations(run: Path) -> list[str]:
+    """The energy model per input representation (``scripts/study_representations.py``), when studied."""
+    path = run / "studies" / "representations" / "representations.md"
+    return [path.read_text().strip(), ""] if path.is_file() else []
+
+
 def _default_projects() -> list[Path]:
     from l1ad.cli.pipeline import FIRMWARE_TARGETS
 
@@ -172,7 +196,7 @@ def render(run: Path, projects: list[Path]) -> str:
     for sig in signals:
         lines += [f"**{sig}** ({ev['n_signal'][sig]:,} signal events)", "",
                   "| model | AUROC | TPR @ FPR 1e-4 | TPR @ FPR 1e-5 |", "|---|---|---|---|"]  # fmt: skip
-        for label, name in ROWS:
+        for label, name in _rows(ev.get("score_choice", {})):
             m = ev["models"].get(label, {}).get(sig)
             if m is not None:
                 name = f"**{name} (chosen)**" if label in chosen else name
@@ -184,6 +208,7 @@ def render(run: Path, projects: list[Path]) -> str:
     lines += _choices(ev.get("score_choice", {}))
     lines += _comparisons(ev)
     lines += _seeds(run)
+    lines += _representations(run)
     titles = ("Default L1 target", "The Latency-strategy target")
     for title, project in zip(titles, projects, strict=False):
         if (project / "metadata.json").is_file():

@@ -45,7 +45,7 @@ from l1ad.models.ebm.scores import MIN_ROWS, SCORE_NAMES, LoadedEBM
 logger = logging.getLogger(__name__)
 
 #: ``(model name, score name)`` pairs whose score needs the input gradient ``grad_x E``.
-GRADIENT_SCORES = frozenset({("ebm", "score_norm")})
+GRADIENT_SCORES = frozenset({("ebm", "score_norm"), ("ebm_hlt", "score_norm")})
 #: Tolerance of ``multiscale_gmm`` against the registry (the float64 GMM density on torch kernels
 #: instead of numpy/BLAS; measured max abs diff 7e-15 on scores of O(1-100)).
 GMM_RTOL, GMM_ATOL = 1e-12, 1e-12
@@ -73,6 +73,11 @@ class RawEventScore(nn.Module):
         super().__init__()
         if score not in SCORE_NAMES:
             raise ValueError(f"unknown EBM score {score!r}; choose from {SCORE_NAMES}")
+        if model.standardizer.representation != "l1":
+            raise ValueError(
+                f"{model.name}: only models on the 57 L1 inputs export as a raw-event module (inputs "
+                f"{model.standardizer.representation!r} are computed in numpy; serve it with `l1ad serve`)"
+            )
         if score == "multiscale_gmm" and model.gmm is None:
             raise ValueError(f"{model.name}: no fitted GMM (gmm.pkl), so no multiscale_gmm score")
         net = model.net.eval()

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
-from l1ad.events import schema
 from l1ad.serving.inputs import InputError, events_from_json
 from l1ad.serving.service import Service
 
@@ -95,12 +94,12 @@ def router(service: Service) -> APIRouter:
             raise InputError(
                 f"{model.name}: explanations need an energy/score model (got {model.loaded.label})", 400
             )
-        from l1ad.models.ebm.explain import attributions
+        from l1ad.models.ebm.explain import attributions, input_names
 
         values = await asyncio.to_thread(attributions, model.loaded._ebm, particles)
         out = await asyncio.wrap_future(model.submit(particles))
         res = service.finish(model, particles, out[model.score_label], rate_khz)
-        names = schema.flat_feature_names()
+        names = input_names(model.loaded._ebm)
         order = np.argsort(-np.abs(values[0]), kind="stable")[: max(1, min(int(top), len(names)))]
         return {
             "score": float(res.scores[0]),

@@ -66,7 +66,18 @@ def _skip_reason(trained: registry.TrainedModel) -> str:
         return f"an sklearn IsolationForest has no TorchScript form ({note}); serve it with `l1ad serve`"
     if trained.framework == "keras":
         return "a Keras L1 firmware model (deployed as hls4ml firmware), not an HLT full-precision model"
+    if trained.framework == "torch":
+        return (f"its inputs ({_representation(trained)!r}) are computed in numpy, not in the exported "
+                "module; serve it with `l1ad serve`")  # fmt: skip
     return f"framework {trained.framework!r} is not exported"
+
+
+def _representation(trained: registry.TrainedModel) -> str:
+    """The input representation of a torch model (read from its standardizer, the model is not loaded)."""
+    from l1ad.events.encoding import Standardizer
+    from l1ad.models.ebm.scores import STANDARDIZER_FILE
+
+    return Standardizer.load(trained.path / STANDARDIZER_FILE).representation
 
 
 def select(run_dir: Path, names: list[str] | None) -> tuple[Selection, list[dict[str, str]]]:
@@ -90,7 +101,7 @@ def select(run_dir: Path, names: list[str] | None) -> tuple[Selection, list[dict
     chosen: Selection = []
     skipped: list[dict[str, str]] = []
     for trained, scores in wanted:
-        if trained.framework == "torch":
+        if trained.framework == "torch" and _representation(trained) == "l1":
             chosen.append((trained, scores))
         else:
             skipped.append({"model": trained.label, "reason": _skip_reason(trained)})

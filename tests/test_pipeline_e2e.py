@@ -22,6 +22,8 @@ def test_quick_pipeline_end_to_end(tmp_path):
         "ae_ref/float", "ae_ref/hgq", "ae_compact/float", "ae_compact/hgq", "ae_compact/qkeras",
         "vae/float", "vae/hgq", "student/hgq", "ebm/float", "ebm/float:score_norm",
         "ebm/float:multiscale_gmm", "ebm/float:pattern_density", "ebm/float:pattern_tail", "iforest", "ht", "met", "lead_lepton_pt",
+        "ebm_hlt/float", "ebm_hlt/float:score_norm", "ebm_hlt/float:multiscale_gmm", "ebm_hlt/float:pattern_density",
+        "ebm_hlt/float:pattern_tail", "ae_ref_log/float", "ae_ref_hlt/float",
     }  # fmt: skip
     assert set(ev["models"]) == expected
     for label, per_signal in ev["models"].items():
@@ -45,8 +47,9 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert set(ev["float_vs_quantized"]) >= {"ae_compact/hgq", "ae_compact/qkeras", "ae_ref/hgq", "vae/hgq"}
     # the quantized scores' tails are checked; the energy model's score was chosen before this evaluation
     assert set(ev["tail"]) == {"ae_ref/hgq", "ae_compact/hgq", "ae_compact/qkeras", "vae/hgq", "student/hgq"}
-    choice = ev["score_choice"]["ebm/float"]
-    assert choice["chosen"] in choice["family"] and choice["label"] in ev["models"]
+    for model in ("ebm/float", "ebm_hlt/float"):  # each energy model's score, chosen on validation
+        choice = ev["score_choice"][model]
+        assert choice["chosen"] in choice["family"] and choice["label"] in ev["models"]
     assert (run / "ebm-float" / "score_choice.json").is_file() and (
         run / "plots" / "loss_ebm_float.png"
     ).is_file()

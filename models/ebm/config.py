@@ -14,15 +14,21 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-#: Model names accepted by training and scoring: the energy network (score = -grad E) and the
-#: direct score network (ablation).
-MODEL_NAMES = ("ebm", "score")
+from l1ad.events.representations import REPRESENTATIONS
+
+#: Model names accepted by training and scoring: the energy network (score = -grad E) on the 57 L1
+#: inputs, the same energy network on the 64-feature HLT vector, and the direct score network (ablation).
+MODEL_NAMES = ("ebm", "ebm_hlt", "score")
+#: each model's input representation (:mod:`l1ad.events.representations`) when its config names none
+DEFAULT_INPUTS = {"ebm": "l1", "ebm_hlt": "hlt", "score": "l1"}
 
 
 @dataclass(frozen=True)
 class EBMConfig:
     """Hyper-parameters of network, noise schedule, loss, training and scoring."""
 
+    # --- inputs: a representation of l1ad.events.representations (None: the model's DEFAULT_INPUTS)
+    inputs: str | None = None
     # --- network
     hidden: int = 256  # trunk width (256 default; 64 is the small variant)
     n_blocks: int = 3  # residual SiLU blocks hidden -> hidden
@@ -55,6 +61,10 @@ class EBMConfig:
     score_batch: int = 4096
 
     def __post_init__(self) -> None:
+        if self.inputs is not None and self.inputs not in REPRESENTATIONS:
+            raise ValueError(
+                f"EBMConfig.inputs must be one of {REPRESENTATIONS} or null, got {self.inputs!r}"
+            )
         positive_ints = ("hidden", "n_levels", "ms_batch", "batch_size", "epochs", "score_norm_levels")
         for name in positive_ints + ("gmm_components", "energy_quadrature", "score_batch", "n_frequencies"):
             if int(getattr(self, name)) < 1:
@@ -85,6 +95,12 @@ class EBMConfig:
 
     def replace(self, **changes: Any) -> EBMConfig:
         return from_dict({**self.to_dict(), **changes})
+
+    def for_model(self, name: str) -> EBMConfig:
+        """This config with ``inputs`` resolved to ``name``'s default where it names none."""
+        if name not in MODEL_NAMES:
+            raise ValueError(f"unknown EBM model {name!r}; expected one of {MODEL_NAMES}")
+        return self if self.inputs is not None else self.replace(inputs=DEFAULT_INPUTS[name])
 
 
 _TYPES: dict[str, type] = {f.name: f.type for f in fields(EBMConfig)}  # type: ignore[misc]

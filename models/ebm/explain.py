@@ -1,4 +1,5 @@
-"""Per-event attribution of the EBM: the score vector s_theta(x, sigma_min) on the 57 physics inputs.
+"""Per-event attribution of the EBM: the score vector s_theta(x, sigma_min) on its physics inputs (the 57
+L1 kinematics, or the 64 HLT features of ``ebm_hlt``: ``MET_pt``, ``mu1_eta``, ``HT``, ``m_ll``, ...).
 
 ``s = -grad_x E`` at the lowest noise level points from the event towards higher background density
 (standardized units); a large ``|s_i|`` says input ``i`` (e.g. ``"jet3 pT"``) is where the event is
@@ -27,10 +28,16 @@ logger = logging.getLogger(__name__)
 
 
 def attributions(model: str | Path | LoadedEBM, particles: np.ndarray) -> np.ndarray:
-    """(N, 57) float64 score vectors s_theta(x, sigma_min); columns follow ``schema.flat_feature_names()``."""
+    """(N, n) float64 score vectors s_theta(x, sigma_min); columns follow the model's input names
+    (:func:`input_names`)."""
     model = load_model(model)
     x, mask = prepare(particles, model.standardizer)
     return model_score(model.net, x, model.sigma_min, mask).double().numpy()
+
+
+def input_names(model: str | Path | LoadedEBM) -> tuple[str, ...]:
+    """Physics names of the model's inputs, in input order."""
+    return load_model(model).standardizer.rep.names
 
 
 def explain_event(
@@ -40,8 +47,9 @@ def explain_event(
     row = np.asarray(particles_row)
     if row.shape == (schema.N_OBJECTS, schema.N_FEATURES):
         row = row[None]
+    model = load_model(model)
     values = attributions(model, row)[0]
-    names = schema.flat_feature_names()
+    names = input_names(model)
     order = np.argsort(-np.abs(values), kind="stable")[:top_k]
     return [(names[i], float(values[i])) for i in order]
 

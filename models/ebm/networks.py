@@ -1,4 +1,8 @@
-"""Energy network E_theta(x, sigma) and score network s_theta(x, sigma) on the 57 standardized inputs.
+"""Energy network E_theta(x, sigma) and score network s_theta(x, sigma) on the standardized inputs.
+
+The inputs are those of the model's representation (:mod:`l1ad.events.representations`): the 57 L1
+kinematics (``ebm``, ``score``) or the 64-feature HLT vector (``ebm_hlt``); the formulas below are
+written for the 57.
 
 Both share one trunk::
 
@@ -28,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from l1ad.events import schema
+from l1ad.events import representations, schema
 from l1ad.models.ebm.config import MODEL_NAMES, EBMConfig
 
 logger = logging.getLogger(__name__)
@@ -53,15 +57,30 @@ class SigmaEmbedding(nn.Module):
 
 
 class Trunk(nn.Module):
-    """Shared trunk: masked input projection + mask flags + noise embedding, residual SiLU blocks."""
+    """Shared trunk: masked input projection + presence flags + noise embedding, residual SiLU blocks.
 
-    def __init__(self, n_out: int, hidden: int = 256, n_blocks: int = 3, n_frequencies: int = 16) -> None:
+    ``flag_columns`` are the mask columns that say each of the 19 objects is present (None: the L1
+    layout, every third input starting at the first).
+    """
+
+    def __init__(
+        self,
+        n_out: int,
+        hidden: int = 256,
+        n_blocks: int = 3,
+        n_frequencies: int = 16,
+        n_inputs: int = schema.N_INPUTS,
+        flag_columns: list[int] | None = None,
+    ) -> None:
         super().__init__()
-        self.in_proj = nn.Linear(schema.N_INPUTS, hidden)
+        self.in_proj = nn.Linear(n_inputs, hidden)
         self.mask_proj = nn.Linear(schema.N_OBJECTS, hidden, bias=False)
         self.sigma_emb = SigmaEmbedding(n_frequencies, hidden)
         self.blocks = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(n_blocks)])
         self.out = nn.Linear(hidden, n_out)
+        self.l1_layout = flag_columns is None
+        flags = torch.tensor(flag_columns if flag_columns is not None else [], dtype=torch.long)
+        self.register_buffer("flag_columns", flags, persistent=False)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.body(x, mask, self.sigma_emb(sigma), sigma.unsqueeze(1))
@@ -70,7 +89,11 @@ class Trunk(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor, emb: torch.Tensor, sigma_col: torch.Tensor
     ) -> torch.Tensor:
         """The trunk given the noise embedding ``emb`` ((N or 1, hidden)) and ``sigma_col`` ((N or 1, 1))."""
-        h = self.in_proj(x * mask) + self.mask_proj(mask[:, 0::3]) + emb
+        if self.l1_layout:
+            flags = mask[:, 0::3]
+        else:
+            flags = mask.index_select(1, self.flag_columns)
+        h = self.in_proj(x * mask) + self.mask_proj(flags) + emb
         for block in self.blocks:
             h = h + block(nn.functional.silu(h))
         return self.out(nn.functional.silu(h)) / sigma_col
@@ -79,31 +102,48 @@ class Trunk(nn.Module):
 class EnergyNet(nn.Module):
     """Scalar energy E_theta(x, sigma); low energy = background-like. ``forward`` returns (N,)."""
 
-    def __init__(self, hidden: int = 256, n_blocks: int = 3, n_frequencies: int = 16) -> None:
+    def __init__(
+        self,
+        hidden: int = 256,
+        n_blocks: int = 3,
+        n_frequencies: int = 16,
+        n_inputs: int = schema.N_INPUTS,
+        flag_columns: list[int] | None = None,
+    ) -> None:
         super().__init__()
-        self.trunk = Trunk(1, hidden, n_blocks, n_frequencies)
+        self.trunk = Trunk(1, hidden, n_blocks, n_frequencies, n_inputs, flag_columns)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.trunk(x, sigma, mask).squeeze(1)
 
 
 class ScoreNet(nn.Module):
-    """Direct score s_theta(x, sigma) in R^57 (zero on padded entries). ``forward`` returns (N, 57)."""
+    """Direct score s_theta(x, sigma) in R^n_inputs (zero on padded entries). ``forward`` returns (N, n)."""
 
-    def __init__(self, hidden: int = 256, n_blocks: int = 3, n_frequencies: int = 16) -> None:
+    def __init__(
+        self,
+        hidden: int = 256,
+        n_blocks: int = 3,
+        n_frequencies: int = 16,
+        n_inputs: int = schema.N_INPUTS,
+        flag_columns: list[int] | None = None,
+    ) -> None:
         super().__init__()
-        self.trunk = Trunk(schema.N_INPUTS, hidden, n_blocks, n_frequencies)
+        self.trunk = Trunk(n_inputs, hidden, n_blocks, n_frequencies, n_inputs, flag_columns)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.trunk(x, sigma, mask) * mask
 
 
 def build_network(name: str, config: EBMConfig) -> nn.Module:
-    """``"ebm"`` -> :class:`EnergyNet`, ``"score"`` -> :class:`ScoreNet` with the config's sizes."""
+    """``"ebm"``, ``"ebm_hlt"`` -> :class:`EnergyNet`, ``"score"`` -> :class:`ScoreNet`, with the config's
+    sizes and the inputs of its representation."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown EBM model {name!r}; expected one of {MODEL_NAMES}")
-    cls = EnergyNet if name == "ebm" else ScoreNet
-    return cls(config.hidden, config.n_blocks, config.n_frequencies)
+    cls = ScoreNet if name == "score" else EnergyNet
+    rep = representations.get(config.for_model(name).inputs)
+    flags = None if rep.name.startswith("l1") else [int(c) for c in rep.flag_columns]
+    return cls(config.hidden, config.n_blocks, config.n_frequencies, rep.n_inputs, flags)
 
 
 def _as_sigma(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:

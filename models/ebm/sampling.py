@@ -82,6 +82,11 @@ def sample_like(
 ) -> np.ndarray:
     """One sampled (19, 4) event per background event, with that event's object mask fixed."""
     model = load_model(model)
+    if model.standardizer.representation != "l1":
+        raise ValueError(
+            f"{model.name}: Langevin samples map back to events only on the 57 L1 inputs, not on "
+            f"{model.standardizer.representation!r}"
+        )
     _, mask = prepare(background, model.standardizer)
     x = annealed_langevin(model.net, mask, model.sigmas, n_steps, step_size, seed).numpy()
     std = model.standardizer

@@ -65,7 +65,7 @@ CHOICE_FILE = "score_choice.json"
 class LoadedEBM:
     """A trained model with everything needed to score raw (N, 19, 4) particles."""
 
-    name: str  # "ebm" or "score"
+    name: str  # "ebm", "ebm_hlt" or "score"
     net: nn.Module
     config: EBMConfig
     standardizer: Standardizer
@@ -111,12 +111,13 @@ MIN_ROWS = 16
 
 
 def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 19, 4) particles -> standardized inputs (N, 57) and float mask (N, 57), float32 tensors."""
+    """(N, 19, 4) particles -> standardized inputs (N, n) and float live mask (N, n), float32 tensors
+    (n: the inputs of the standardizer's representation)."""
     particles = np.asarray(particles)
     if particles.ndim != 3 or particles.shape[1:] != (schema.N_OBJECTS, schema.N_FEATURES):
         raise ValueError(f"particles must have shape (N, 19, 4), got {particles.shape}")
     x = torch.from_numpy(standardizer.transform(particles))
-    mask = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
+    mask = torch.from_numpy(standardizer.mask(particles).astype(np.float32))
     return x, mask
 
 
@@ -144,6 +145,12 @@ def load_model(model_dir: str | Path | LoadedEBM) -> LoadedEBM:
     net.eval()
     gmm_file = model_dir / GMM_FILE if (model_dir / GMM_FILE).exists() else None
     std = Standardizer.load(model_dir / STANDARDIZER_FILE)
+    inputs = config.for_model(meta["model"]).inputs
+    if std.representation != inputs:
+        raise ValueError(
+            f"{model_dir}: {STANDARDIZER_FILE} standardizes representation {std.representation!r}, the "
+            f"config's inputs are {inputs!r}"
+        )
     pattern_file = model_dir / pattern_density.PATTERN_FILE
     pattern = pattern_file if pattern_file.exists() else None
     return LoadedEBM(meta["model"], net, config, std, gmm_file, meta, pattern)
@@ -252,7 +259,7 @@ def _calibrated(
 ) -> dict[str, np.ndarray]:
     """The :data:`CALIBRATED_SCORES` in ``names``, from the energy and the pattern calibration."""
     out: dict[str, np.ndarray] = {}
-    mask = schema.input_mask(particles) if names else None
+    mask = model.standardizer.mask(particles) if names else None
     if "pattern_density" in names:
         out["pattern_density"] = pattern_density.score(model.pattern, energy, mask)
     if "pattern_tail" in names:
@@ -274,4 +281,4 @@ def fit_pattern(model: LoadedEBM, particles: np.ndarray) -> dict[str, Any]:
     """The per-pattern calibration (:func:`~l1ad.models.ebm.pattern_density.fit`) of the model's energy
     on ``particles`` (background events), in the model's standardized coordinates."""
     x = model.standardizer.transform(particles).astype(np.float64)
-    return pattern_density.fit(batched_energy(model, particles), x, schema.input_mask(particles))
+    return pattern_density.fit(batched_energy(model, particles), x, model.standardizer.mask(particles))

@@ -1,4 +1,5 @@
-"""Training of the EBM (``"ebm"``) or score network (``"score"``) by multi-scale denoising score matching.
+"""Training of the EBM (``"ebm"``; ``"ebm_hlt"`` on the HLT vector) or score network (``"score"``) by
+multi-scale denoising score matching.
 
 :func:`train_model` reads background events, splits off a validation set, fits the
 :class:`~l1ad.events.encoding.Standardizer` on the training split, trains with Adam on the loss of
@@ -7,7 +8,8 @@ checkpoints every epoch (``checkpoint.pt``: model/optimizer/RNG state, so ``resu
 bitwise-identically), then fits the multi-scale GMM on the validation split and writes, atomically::
 
     <out>/<name>-float/model.pt            best state_dict
-                       standardizer.json   Standardizer (mean/std of the 57 inputs over real objects)
+                       standardizer.json   Standardizer (mean/std of the inputs over live entries, and
+                                           the representation: the 57 L1 inputs or the HLT vector)
                        gmm.pkl             {"gmm": GaussianMixture, "mean", "std"} of per-level features
                        meta.json           model, quantization, framework, config, seed, data_sha256,
                                            n_train, metrics, tool versions
@@ -30,7 +32,6 @@ import torch
 
 from l1ad.core.files import atomic_write_bytes
 from l1ad.core.versions import TORCH_TOOLS, tool_versions
-from l1ad.events import schema
 from l1ad.events.encoding import Standardizer
 from l1ad.events.io import data_hash, read_events
 from l1ad.events.split import validation_split
@@ -73,10 +74,10 @@ def train_model(
     resume: bool = False,
     max_events: int | None = None,
 ) -> Path:
-    """Train ``name`` ("ebm" | "score") on the background file; return ``out/<name>-float``."""
+    """Train ``name`` ("ebm" | "ebm_hlt" | "score") on the background file; return ``out/<name>-float``."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown EBM model {name!r}; expected one of {MODEL_NAMES}")
-    cfg = load_config(config)
+    cfg = load_config(config).for_model(name)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     model_dir = registry.model_dir(out, name, "float")
@@ -86,9 +87,9 @@ def train_model(
     if len(particles) < 2:
         raise ValueError(f"{background}: need at least 2 events, got {len(particles)}")
     train_idx, val_idx = validation_split(len(particles), cfg.val_fraction, cfg.max_val_events)
-    standardizer = Standardizer.fit(particles[train_idx])
+    standardizer = Standardizer.fit(particles[train_idx], cfg.inputs)
     x_all = torch.from_numpy(standardizer.transform(particles))
-    m_all = torch.from_numpy(schema.input_mask(particles).astype(np.float32))
+    m_all = torch.from_numpy(standardizer.mask(particles).astype(np.float32))
     x_tr, m_tr, x_va, m_va = x_all[train_idx], m_all[train_idx], x_all[val_idx], m_all[val_idx]
     sigmas = sigmas_for(cfg)
 

@@ -1,4 +1,4 @@
-"""The four Keras L1 models, written once against :class:`l1ad.models.keras.layers.Style`.
+"""The four Keras L1 models (and two float references), written once against :class:`l1ad.models.keras.layers.Style`.
 
 Each builder returns a :class:`Built`: the model to train (compiled by the trainer with ``loss``), the
 *deployed* model whose output firmware computes, and for the VAE an auxiliary model giving
@@ -17,6 +17,9 @@ Each builder returns a :class:`Built`: the model to train (compiled by the train
 * ``vae``: encoder 57-32-16-(mu, logvar) and mirrored decoder; loss masked MSE + ``kl_weight`` * KL.
   Deployed: the encoder's ``sum(mu**2)``.
 * ``student``: 57-16-8-1 regressing ``log(teacher score)`` (CICADA-like); its output is the score.
+* ``ae_ref_log``, ``ae_ref_hlt``: the ``ae_ref`` architecture as full-precision references (float style
+  only, no firmware) on a standardized representation (:mod:`l1ad.models.keras.model_inputs`): pT as
+  ``log(1 + pT)`` (57 inputs), or the 64-feature HLT vector.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any
 import keras
 
 from l1ad.events import schema
+from l1ad.models.keras.configs import representation_of
 from l1ad.models.keras.layers import PT_ERROR_WEIGHTS, KLDivergence, Sampling, masked_mse, score_mean
+from l1ad.models.keras.model_inputs import n_inputs
 from l1ad.quantization.score_path import LATENT_SQ_TYPE
 from l1ad.quantization.styles import Style
 
@@ -39,6 +44,10 @@ POSTPROCESSING = {
     "ae_compact": "deployed output = score (N, 1) = sum over slots of (pT - reconstructed pT)**2; numpy only flattens",
     "vae": "deployed output = score (N, 1) = sum(mu**2); numpy only flattens (offline: KL from aux.keras)",
     "student": "deployed output = score (N, 1) = predicted log(teacher score); numpy only flattens",
+    "ae_ref_log": "float reference; output = reconstruction of the standardized log-pT inputs; score = masked "
+    "MSE over live inputs in numpy (l1ad.models.keras.score.ae_ref_score)",
+    "ae_ref_hlt": "float reference; output = reconstruction of the standardized HLT vector; score = masked "
+    "MSE over live inputs in numpy (l1ad.models.keras.score.ae_ref_score)",
 }
 
 
@@ -50,8 +59,8 @@ class Built:
     aux: keras.Model | None = None
 
 
-def _input() -> Any:
-    return keras.Input(shape=(schema.N_INPUTS,), name="inputs")
+def _input(n: int = schema.N_INPUTS) -> Any:
+    return keras.Input(shape=(n,), name="inputs")
 
 
 def _encoder(style: Style, x: Any, hidden: tuple[int, ...], batchnorm: bool = False) -> Any:
@@ -60,18 +69,22 @@ def _encoder(style: Style, x: Any, hidden: tuple[int, ...], batchnorm: bool = Fa
     return x
 
 
-def _decoder(style: Style, z: Any, hidden: tuple[int, ...], batchnorm: bool = False) -> Any:
+def _decoder(
+    style: Style, z: Any, hidden: tuple[int, ...], batchnorm: bool = False, n_out: int = schema.N_INPUTS
+) -> Any:
     for j, units in enumerate(reversed(hidden)):
         z = style.dense(z, units, name=f"dec{j}", batchnorm=batchnorm)
-    return style.output_dense(z, schema.N_INPUTS, name="reconstruction")
+    return style.output_dense(z, n_out, name="reconstruction")
 
 
 def build_ae_ref(style: Style, cfg: Any, seed: int = 0) -> Built:
-    inp = _input()
+    """The ADC2021 reference AE; on the hardware inputs, or on a float reference's representation."""
+    n = n_inputs(representation_of(cfg))
+    inp = _input(n)
     x = style.input(inp)
     z = style.dense(_encoder(style, x, cfg.hidden, cfg.batchnorm), cfg.latent, name="latent",
                     batchnorm=cfg.batchnorm)  # fmt: skip
-    r = _decoder(style, z, cfg.hidden, cfg.batchnorm)
+    r = _decoder(style, z, cfg.hidden, cfg.batchnorm, n)
     model = keras.Model(inp, r, name="ae_ref")
     return Built(model, model, masked_mse)
 
@@ -118,13 +131,15 @@ def from_train(name: str, train: keras.Model, style: Style) -> Built:
 
 
 LOSSES: dict[str, Callable | str] = {"ae_ref": masked_mse, "ae_compact": score_mean, "vae": masked_mse,
-                                      "student": "mse"}  # fmt: skip
+                                      "student": "mse", "ae_ref_log": masked_mse, "ae_ref_hlt": masked_mse}  # fmt: skip
 
 BUILDERS: dict[str, Callable[[Style, Any, int], Built]] = {
     "ae_ref": build_ae_ref,
     "ae_compact": build_ae_compact,
     "vae": build_vae,
     "student": build_student,
+    "ae_ref_log": build_ae_ref,
+    "ae_ref_hlt": build_ae_ref,
 }
 
 

@@ -21,7 +21,11 @@ from typing import Any
 
 import yaml
 
+#: the Keras L1 models (every quantization style, hls4ml firmware)
 MODEL_NAMES = ("ae_ref", "ae_compact", "vae", "student")
+#: full-precision reference models (float style only, no firmware): their inputs are a representation of
+#: :mod:`l1ad.events.representations`, standardized, instead of the hardware-encoded L1 inputs
+FLOAT_ONLY = ("ae_ref_log", "ae_ref_hlt")
 QUANTIZATIONS = ("hgq", "qkeras", "float")
 
 
@@ -98,22 +102,47 @@ class StudentConfig(_Common):
     beta_final: float = 1e-4
 
 
-ModelConfig = AERefConfig | AECompactConfig | VAEConfig | StudentConfig
+@dataclass(frozen=True)
+class AERefLogConfig(AERefConfig):
+    """The ADC2021 reference AE on full-precision inputs with pT as ``log(1 + pT / GeV)``, standardized
+    over live inputs (the log-pT reference of the L1 models; float only)."""
+
+    inputs: str = "l1_log"
+
+
+@dataclass(frozen=True)
+class AERefHLTConfig(AERefConfig):
+    """The ADC2021 reference AE (64-32-16-8-16-32-64) on the standardized 64-feature HLT vector (float only)."""
+
+    inputs: str = "hlt"
+
+
+ModelConfig = AERefConfig | AECompactConfig | VAEConfig | StudentConfig | AERefLogConfig | AERefHLTConfig
 
 CONFIG_CLASSES: dict[str, type] = {
     "ae_ref": AERefConfig,
     "ae_compact": AECompactConfig,
     "vae": VAEConfig,
     "student": StudentConfig,
+    "ae_ref_log": AERefLogConfig,
+    "ae_ref_hlt": AERefHLTConfig,
 }
+
+
+def representation_of(cfg: ModelConfig) -> str | None:
+    """The input representation of a full-precision reference model, None for the hardware inputs."""
+    return getattr(cfg, "inputs", None)
 
 
 def check_name(name: str, quantization: str | None = None) -> None:
     """Raise a clear ValueError for an unknown model name or quantization style."""
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    if name not in MODEL_NAMES + FLOAT_ONLY:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES + FLOAT_ONLY}")
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {QUANTIZATIONS}")
+    if quantization not in (None, "float") and name in FLOAT_ONLY:
+        raise ValueError(f"{name} is a full-precision reference (float inputs, no firmware): quantization "
+                         f"float only, not {quantization!r}")  # fmt: skip
 
 
 def default_config(name: str) -> ModelConfig:
@@ -161,5 +190,12 @@ def _validate(cfg: ModelConfig, where: str) -> None:
         raise ValueError(f"{where}: validation_fraction must be in (0, 1)")
     if not 2 <= cfg.bits <= 16:
         raise ValueError(f"{where}: bits must be in [2, 16], got {cfg.bits}")
+    if representation_of(cfg) is not None:
+        from l1ad.events.representations import REPRESENTATIONS
+
+        if representation_of(cfg) not in REPRESENTATIONS:
+            raise ValueError(
+                f"{where}: inputs must be one of {REPRESENTATIONS}, got {representation_of(cfg)!r}"
+            )
     if any(h < 1 for h in cfg.hidden):
         raise ValueError(f"{where}: hidden layer sizes must be positive, got {cfg.hidden}")

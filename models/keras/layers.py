@@ -35,7 +35,7 @@ FEATURE_WEIGHTS = np.stack(
 
 
 def mask57(mask: np.ndarray) -> np.ndarray:
-    """(N, 19) object mask (or an (N, 57) one) -> (N, 57) float64 per-input mask."""
+    """(N, 19) object mask (or an (N, n) per-input one) -> (N, 57) (or (N, n)) float64 per-input mask."""
     mask = np.asarray(mask)
     if mask.shape[1] == schema.N_OBJECTS:
         mask = np.repeat(mask, 3, axis=1)
@@ -48,20 +48,21 @@ def mask57(mask: np.ndarray) -> np.ndarray:
 PT_ERROR_WEIGHTS = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), schema.N_OBJECTS)
 
 
-def masked_mse_target(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The ``y_true`` of :func:`masked_mse`: ``[x, w]`` (N, 114) with the normalised per-input weights.
+def masked_mse_target(x: np.ndarray, mask: np.ndarray, weights: np.ndarray = FEATURE_WEIGHTS) -> np.ndarray:
+    """The ``y_true`` of :func:`masked_mse`: ``[x, w]`` (N, 2n) with the normalised per-input weights.
 
-    ``w = mask * FEATURE_WEIGHTS / n_present_inputs``, so ``sum(w * (x - r)**2)`` is the masked MSE.
+    ``w = mask * weights / n_present_inputs``, so ``sum(w * (x - r)**2)`` is the masked MSE.
     """
     m = mask57(mask)
-    w = m * FEATURE_WEIGHTS / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+    w = m * weights / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
     return np.concatenate([x, w], axis=1).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="l1ad")
 def masked_mse(y_true: Any, y_pred: Any) -> Any:
     """Masked, weighted MSE; ``y_true = [x, w]`` from :func:`masked_mse_target`."""
-    x, w = y_true[:, : schema.N_INPUTS], y_true[:, schema.N_INPUTS :]
+    n = y_pred.shape[-1]  # 57 for the L1 models, the representation's size for the float references
+    x, w = y_true[:, :n], y_true[:, n:]
     return ops.sum(w * ops.square(x - y_pred), axis=-1)
 
 

@@ -23,22 +23,27 @@ import numpy as np
 
 from l1ad.events import encoding, schema
 from l1ad.models.keras import storage as keras_io
+from l1ad.models.keras.model_inputs import load_standardizer, model_inputs
 
 logger = logging.getLogger(__name__)
 
 
-def ae_ref_score(x: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def ae_ref_score(
+    x: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Masked, weighted MSE per event (float64).
 
     ``x``, ``reconstruction``: (N, 57) encoded inputs and model output; ``mask``: (N, 19) object valid
     bits (``schema.present``) or an (N, 57) per-input mask. Weights: :data:`l1ad.models.keras.layers.FEATURE_WEIGHTS`
-    (eta/phi errors scaled by their ranges); normalised by the number of real inputs.
+    (eta/phi errors scaled by their ranges) unless given (the float references: their
+    :class:`~l1ad.models.keras.model_inputs.ModelInputs` weights); normalised by the number of real inputs.
     """
     from l1ad.models.keras.layers import FEATURE_WEIGHTS, mask57
 
+    w = FEATURE_WEIGHTS if weights is None else np.asarray(weights, dtype=np.float64)
     m = mask57(mask)
     d = np.asarray(x, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
-    return (m * FEATURE_WEIGHTS * d**2).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+    return (m * w * d**2).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
 
 
 def vae_kl_score(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
@@ -87,10 +92,15 @@ class KerasScorer:
         self.meta = keras_io.read_meta(model_dir)
         self.model = keras_io.load_model(model_dir)
         self.batch_size = batch_size
+        self.standardizer = load_standardizer(model_dir)  # float references only
 
     def __call__(self, particles: np.ndarray) -> np.ndarray:
-        out = np.asarray(predict(self.model, encoding.encode(np.asarray(particles)), self.batch_size))
-        return postprocess(self.meta["model"], out, particles)
+        if self.standardizer is None:
+            out = np.asarray(predict(self.model, encoding.encode(np.asarray(particles)), self.batch_size))
+            return postprocess(self.meta["model"], out, particles)
+        inputs = model_inputs(particles, self.standardizer)
+        out = np.asarray(predict(self.model, inputs.x, self.batch_size), dtype=np.float64)
+        return ae_ref_score(inputs.x, out, inputs.mask, inputs.weights)
 
 
 _WORKER: KerasScorer | None = None

@@ -28,7 +28,8 @@ from l1ad.events.io import data_hash, read_events
 from l1ad.events.split import validation_split
 from l1ad.models import registry
 from l1ad.models.keras import storage as keras_io
-from l1ad.models.keras.configs import check_name, load_config
+from l1ad.models.keras.configs import FLOAT_ONLY, check_name, load_config, representation_of
+from l1ad.models.keras.model_inputs import STANDARDIZER_FILE, ModelInputs, fit_standardizer, model_inputs
 from l1ad.models.sidecar import write_meta
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def targets(
     x: np.ndarray,
     teacher: np.ndarray | None,
     teacher_transform: str = "log",
+    inputs: ModelInputs | None = None,
 ) -> np.ndarray:
     """Training target ``y`` of model ``name`` for the encoded inputs ``x``.
 
@@ -55,6 +57,8 @@ def targets(
     """
     from l1ad.models.keras.layers import masked_mse_target
 
+    if inputs is not None and name in ("ae_ref", "vae", *FLOAT_ONLY):
+        return masked_mse_target(inputs.x, inputs.mask, inputs.weights)
     if name in ("ae_ref", "vae"):
         return masked_mse_target(x, schema.input_mask(particles))
     if name == "ae_compact":
@@ -153,17 +157,21 @@ def train_model(
     tf.config.experimental.enable_op_determinism()
 
     particles = read_events(background, stop=max_events)
-    x_all = encoding.encode(particles)
-    y_all = targets(name, particles, x_all, teacher_scores, teacher_transform)
+    tr, va = validation_split(len(particles), cfg.validation_fraction) if validation is None else (None, None)
+    # float references standardize their representation on the training events; L1 models: hardware inputs
+    standardizer = fit_standardizer(representation_of(cfg), particles if tr is None else particles[tr])
+    inputs = model_inputs(particles, standardizer)
+    x_all = inputs.x
+    y_all = targets(name, particles, x_all, teacher_scores, teacher_transform, inputs)
     if validation is None:
-        tr, va = validation_split(len(x_all), cfg.validation_fraction)
         x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
         sha = data_hash(particles)
     else:
         vp = read_events(validation)
         x_tr, y_tr = x_all, y_all
-        x_va = encoding.encode(vp)
-        y_va = targets(name, vp, x_va, validation_teacher_scores, teacher_transform)
+        v_inputs = model_inputs(vp, standardizer)
+        x_va = v_inputs.x
+        y_va = targets(name, vp, x_va, validation_teacher_scores, teacher_transform, v_inputs)
         sha = data_hash(particles)
     logger.info("%s-%s: %d train / %d validation events", name, quantization, len(x_tr), len(x_va))
 
@@ -196,6 +204,8 @@ def train_model(
 
     ranges = style.calibrate_ranges(built.train, x_all)  # background only: the training file's events
     ebops = style.ebops(built.train, x_tr[: min(len(x_tr), 8192)])
+    if standardizer is not None:
+        standardizer.save(model_dir / STANDARDIZER_FILE)
     keras_io.save_keras(built.deployed, model_dir / keras_io.MODEL_FILE)
     if built.aux is not None:
         keras_io.save_keras(built.aux, model_dir / keras_io.AUX_FILE)
@@ -225,7 +235,9 @@ def train_model(
         },
         "range_calibration": ranges,
         "input_types": [t.hls() for t in encoding.INPUT_TYPES] if quantization != "float" else None,
-        "input_encoding": encoding.describe(),
+        "input_encoding": encoding.describe()
+        if standardizer is None
+        else {"representation": standardizer.representation},
         "output_type": _output_type(name, quantization),
         "postprocessing": _postprocessing(name),
         "versions": tool_versions(KERAS_TOOLS),
