@@ -111,5 +111,12 @@ def test_quick_pipeline_end_to_end(tmp_path):
         "model": str((run / "student-hgq").resolve()),
         "label": "student/hgq",
     }
-    assert set(front["references"]) == {"ae_ref/float", "iforest", "ht", "met", "lead_lepton_pt"}
+    assert set(front["references"]) == {
+        "ae_ref/float",
+        "ae_ref_log/float",
+        "iforest",
+        "ht",
+        "met",
+        "lead_lepton_pt",
+    }
     assert (run / "pareto" / "pareto.png").stat().st_size > 10_000
