@@ -134,7 +134,7 @@ class Standardizer:
     @classmethod
     def fit(cls, particles: np.ndarray, representation: str = "l1") -> Standardizer:
         rep = representations.get(representation)
-        x, mask = rep.values(particles), rep.mask(particles)
+        x, mask = rep.values_and_mask(particles)
         count = np.maximum(mask.sum(axis=0), 1)
         mean = np.where(mask, x, 0.0).sum(axis=0) / count
         var = np.where(mask, (x - mean) ** 2, 0.0).sum(axis=0) / count
@@ -148,10 +148,13 @@ class Standardizer:
 
     def transform(self, particles: np.ndarray) -> np.ndarray:
         """(N, 19, 4) -> (N, n_inputs) float32 standardized inputs, zero where not live."""
-        rep = self.rep
-        x, mask = rep.values(particles), rep.mask(particles)
+        return self.transform_with_mask(particles)[0]
+
+    def transform_with_mask(self, particles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transform` and :meth:`mask` of the same events, the mask computed once."""
+        x, mask = self.rep.values_and_mask(particles)
         z = (x - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.where(mask, z, 0.0).astype(np.float32)
+        return np.where(mask, z, 0.0).astype(np.float32), mask
 
     def save(self, path: str | Path) -> None:
         from l1ad.core.files import atomic_write_text

@@ -37,7 +37,8 @@ _KIN_NAMES = [n for n in schema.flat_feature_names() if n != "MET_eta"]
 #: names of the 64 features, in vector order
 FEATURE_NAMES = tuple(_KIN_NAMES + list(EVENT_FEATURES))
 N_FEATURES = len(FEATURE_NAMES)
-_KIN_COLUMNS = np.array([i for i, n in enumerate(schema.flat_feature_names()) if n != "MET_eta"])
+#: columns of the 57 L1 inputs that the HLT vector's 56 object kinematics take (all but MET_eta)
+KIN_COLUMNS = np.array([i for i, n in enumerate(schema.flat_feature_names()) if n != "MET_eta"])
 _VISIBLE = slice(schema.EGAMMA.first_slot, schema.N_OBJECTS)
 
 
@@ -111,5 +112,5 @@ def hlt_features(particles: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     )
-    kin = schema.kinematics(particles)[:, _KIN_COLUMNS]
+    kin = schema.kinematics(particles)[:, KIN_COLUMNS]
     return np.concatenate([kin, event], axis=1).astype(np.float32)

@@ -83,6 +83,10 @@ class Representation:
 
     def values(self, particles: np.ndarray) -> np.ndarray:
         """(N, 19, 4) particles -> (N, n_inputs) float64 input values (0 where not live)."""
+        return self.values_and_mask(particles)[0]
+
+    def values_and_mask(self, particles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`values` and :meth:`mask` of the same events, the mask computed once."""
         particles = np.asarray(particles)
         if particles.ndim != 3 or particles.shape[1:] != (schema.N_OBJECTS, schema.N_FEATURES):
             raise ValueError(f"particles must have shape (N, 19, 4), got {particles.shape}")
@@ -92,7 +96,8 @@ class Representation:
         if self.log:
             cols = self.gev_columns
             x[:, cols] = np.log1p(np.maximum(x[:, cols], 0.0))
-        return np.where(self.mask(particles), x, 0.0)
+        mask = self.mask(particles)
+        return np.where(mask, x, 0.0), mask
 
     def mask(self, particles: np.ndarray) -> np.ndarray:
         """(N, n_inputs) boolean: the inputs that carry information for each event (module docstring)."""
@@ -100,7 +105,7 @@ class Representation:
         if not self.hlt:
             return live
         names = self.names
-        kin = [i for i, n in enumerate(schema.flat_feature_names()) if n != "MET_eta"]
+        kin = hlt_features.KIN_COLUMNS
         present = schema.present(particles)
         n_jet = present[:, schema.JET.slots].sum(axis=1)
         n_lep = present[:, schema.LEPTON_SLOTS].sum(axis=1)

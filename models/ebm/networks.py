@@ -142,7 +142,7 @@ def build_network(name: str, config: EBMConfig) -> nn.Module:
         raise ValueError(f"unknown EBM model {name!r}; expected one of {MODEL_NAMES}")
     cls = ScoreNet if name == "score" else EnergyNet
     rep = representations.get(config.for_model(name).inputs)
-    flags = None if rep.name.startswith("l1") else [int(c) for c in rep.flag_columns]
+    flags = [int(c) for c in rep.flag_columns] if rep.hlt else None  # None: the L1 layout, every third input
     return cls(config.hidden, config.n_blocks, config.n_frequencies, rep.n_inputs, flags)
 
 

@@ -116,9 +116,8 @@ def prepare(particles: np.ndarray, standardizer: Standardizer) -> tuple[torch.Te
     particles = np.asarray(particles)
     if particles.ndim != 3 or particles.shape[1:] != (schema.N_OBJECTS, schema.N_FEATURES):
         raise ValueError(f"particles must have shape (N, 19, 4), got {particles.shape}")
-    x = torch.from_numpy(standardizer.transform(particles))
-    mask = torch.from_numpy(standardizer.mask(particles).astype(np.float32))
-    return x, mask
+    x, mask = standardizer.transform_with_mask(particles)
+    return torch.from_numpy(x), torch.from_numpy(mask.astype(np.float32))
 
 
 def _chunks(particles: np.ndarray, model: LoadedEBM):
@@ -280,5 +279,5 @@ def batched_energy(model: LoadedEBM, particles: np.ndarray) -> np.ndarray:
 def fit_pattern(model: LoadedEBM, particles: np.ndarray) -> dict[str, Any]:
     """The per-pattern calibration (:func:`~l1ad.models.ebm.pattern_density.fit`) of the model's energy
     on ``particles`` (background events), in the model's standardized coordinates."""
-    x = model.standardizer.transform(particles).astype(np.float64)
-    return pattern_density.fit(batched_energy(model, particles), x, model.standardizer.mask(particles))
+    x, mask = model.standardizer.transform_with_mask(particles)
+    return pattern_density.fit(batched_energy(model, particles), x.astype(np.float64), mask)

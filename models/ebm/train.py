@@ -88,8 +88,8 @@ def train_model(
         raise ValueError(f"{background}: need at least 2 events, got {len(particles)}")
     train_idx, val_idx = validation_split(len(particles), cfg.val_fraction, cfg.max_val_events)
     standardizer = Standardizer.fit(particles[train_idx], cfg.inputs)
-    x_all = torch.from_numpy(standardizer.transform(particles))
-    m_all = torch.from_numpy(standardizer.mask(particles).astype(np.float32))
+    x_np, m_np = standardizer.transform_with_mask(particles)
+    x_all, m_all = torch.from_numpy(x_np), torch.from_numpy(m_np.astype(np.float32))
     x_tr, m_tr, x_va, m_va = x_all[train_idx], m_all[train_idx], x_all[val_idx], m_all[val_idx]
     sigmas = sigmas_for(cfg)
 

@@ -49,8 +49,8 @@ def model_inputs(particles: np.ndarray, standardizer: Standardizer | None) -> Mo
     particles = np.asarray(particles)
     if standardizer is None:
         return ModelInputs(encoding.encode(particles), schema.input_mask(particles), FEATURE_WEIGHTS)
-    n = len(standardizer.mean)
-    return ModelInputs(standardizer.transform(particles), standardizer.mask(particles), np.ones(n))
+    x, mask = standardizer.transform_with_mask(particles)
+    return ModelInputs(x, mask, np.ones(x.shape[1]))
 
 
 def load_standardizer(model_dir: str | Path) -> Standardizer | None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from l1ad.core.files import atomic_write_text
 from l1ad.core.versions import KERAS_TOOLS, tool_versions
-from l1ad.events import encoding, schema
+from l1ad.events import encoding
 from l1ad.events.io import data_hash, read_events
 from l1ad.events.split import validation_split
 from l1ad.models import registry
@@ -43,24 +43,22 @@ TEACHER_TRANSFORMS = ("log", "identity")
 
 def targets(
     name: str,
-    particles: np.ndarray,
-    x: np.ndarray,
+    inputs: ModelInputs,
     teacher: np.ndarray | None,
     teacher_transform: str = "log",
-    inputs: ModelInputs | None = None,
 ) -> np.ndarray:
-    """Training target ``y`` of model ``name`` for the encoded inputs ``x``.
+    """Training target ``y`` of model ``name`` for its inputs (:func:`~l1ad.models.keras.model_inputs.model_inputs`).
 
-    Student: ``log(teacher score)`` for positive, heavy-tailed teacher scores (autoencoder errors, as
-    CICADA does), or the teacher values as given (``identity``) for scores already on a log scale,
-    such as an energy (a negative log-density), which the caller standardizes.
+    Autoencoders: the masked-MSE target of the live inputs with the inputs' error weights. Student:
+    ``log(teacher score)`` for positive, heavy-tailed teacher scores (autoencoder errors, as CICADA
+    does), or the teacher values as given (``identity``) for scores already on a log scale, such as an
+    energy (a negative log-density), which the caller standardizes.
     """
     from l1ad.models.keras.layers import masked_mse_target
 
-    if inputs is not None and name in ("ae_ref", "vae", *FLOAT_ONLY):
-        return masked_mse_target(inputs.x, inputs.mask, inputs.weights)
-    if name in ("ae_ref", "vae"):
-        return masked_mse_target(x, schema.input_mask(particles))
+    x = inputs.x
+    if name in ("ae_ref", "vae", *FLOAT_ONLY):
+        return masked_mse_target(x, inputs.mask, inputs.weights)
     if name == "ae_compact":
         return np.zeros((len(x), 1), dtype=np.float32)
     if teacher is None or len(teacher) != len(x):
@@ -162,7 +160,7 @@ def train_model(
     standardizer = fit_standardizer(representation_of(cfg), particles if tr is None else particles[tr])
     inputs = model_inputs(particles, standardizer)
     x_all = inputs.x
-    y_all = targets(name, particles, x_all, teacher_scores, teacher_transform, inputs)
+    y_all = targets(name, inputs, teacher_scores, teacher_transform)
     if validation is None:
         x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
         sha = data_hash(particles)
@@ -171,7 +169,7 @@ def train_model(
         x_tr, y_tr = x_all, y_all
         v_inputs = model_inputs(vp, standardizer)
         x_va = v_inputs.x
-        y_va = targets(name, vp, x_va, validation_teacher_scores, teacher_transform, v_inputs)
+        y_va = targets(name, v_inputs, validation_teacher_scores, teacher_transform)
         sha = data_hash(particles)
     logger.info("%s-%s: %d train / %d validation events", name, quantization, len(x_tr), len(x_va))
 
